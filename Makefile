@@ -1,0 +1,34 @@
+# One entry point for people and CI. `make run` starts the platform, `make test` runs every test.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+
+$(STAMP): $(BIN)/python requirements/dev.txt requirements/constraints.txt kernel/pyproject.toml hub/pyproject.toml
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -c requirements/constraints.txt -r requirements/dev.txt
+	$(BIN)/pip install -q -c requirements/constraints.txt --no-deps -e kernel -e hub
+	$(BIN)/python -m opu_kernel.install --sys-prefix
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/python -m opuhub.run
+
+test: install
+	scripts/run-tests
+
+lint: install
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/python benchmarks/bench_simulator.py
+
+clean:
+	rm -rf $(VENV) state
