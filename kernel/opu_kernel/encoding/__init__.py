@@ -1,5 +1,27 @@
 """Encoders and decoders for OPU input and output (lightonml's ``lightonml.encoding``)."""
 
-from .base import BaseTransformer, NoDecoding, NoEncoding
+from .base import (
+    BaseTransformer,
+    BinaryThresholdEncoder,
+    ConcatenatedBitPlanEncoder,
+    ConcatenatingBitPlanDecoder,
+    MultiThresholdEncoder,
+    NoDecoding,
+    NoEncoding,
+    SeparatedBitPlanDecoder,
+    SeparatedBitPlanEncoder,
+    SequentialBaseTwoEncoder,
+)
 
-__all__ = ["BaseTransformer", "NoDecoding", "NoEncoding"]
+__all__ = [
+    "BaseTransformer",
+    "BinaryThresholdEncoder",
+    "ConcatenatedBitPlanEncoder",
+    "ConcatenatingBitPlanDecoder",
+    "MultiThresholdEncoder",
+    "NoDecoding",
+    "NoEncoding",
+    "SeparatedBitPlanDecoder",
+    "SeparatedBitPlanEncoder",
+    "SequentialBaseTwoEncoder",
+]

@@ -1,11 +1,82 @@
-"""Encoders that turn data into the binary 0/1 uint8 input an OPU takes, and decoders for its output.
+"""Encoders that turn data into the 0/1 ``uint8`` input an OPU takes, and decoders for its output.
 
-Names and parameters follow ``lightonml.encoding.base`` so that lightonml code runs unchanged.
+Class names, parameters and output layouts follow ``lightonml.encoding.base`` so that lightonml
+code runs unchanged. Differences, all deliberate:
+
+- ``fit`` never overwrites a constructor parameter. What it learns goes into attributes ending
+  in ``_`` (``threshold_enc_``, ``thresholds_``, ``offset_``/``scale_``, ``magnitude_p_``...),
+  so an encoder can be refitted, cloned and grid-searched like any scikit-learn estimator.
+- ``SeparatedBitPlanEncoder`` learns its value range in ``fit``; ``transform`` then encodes
+  with that range and leaves the encoder unchanged, and raises ``ValueError`` for values outside
+  it unless ``clip=True`` (lightonml issue #6). An encoder that was never fitted fits itself on
+  the first input it transforms, which is what ``OPU.linear_transform(X,
+  SeparatedBitPlanEncoder, SeparatedBitPlanDecoder)`` relies on.
+- NaN input raises ``ValueError`` instead of silently encoding to zeros.
+
+Every ``transform`` takes numpy arrays or torch tensors and returns the same kind.
 """
+
+from __future__ import annotations
+
+import functools
+import inspect
+
+import numpy as np
+
+
+def _is_tensor(X) -> bool:
+    return type(X).__module__.split(".")[0] == "torch"
+
+
+def _as_numpy(X) -> np.ndarray:
+    """A numpy view of ``X``; torch tensors are detached and moved to the CPU first."""
+    if _is_tensor(X):
+        return X.detach().cpu().numpy()
+    return np.asarray(X)
+
+
+def _keeps_input_kind(transform):
+    """Run ``transform`` on numpy data and give torch tensors back to torch callers."""
+
+    @functools.wraps(transform)
+    def wrapper(self, X, *args, **kwargs):
+        result = transform(self, _as_numpy(X), *args, **kwargs)
+        if _is_tensor(X):
+            import torch
+
+            return torch.from_numpy(np.ascontiguousarray(result)).to(X.device)
+        return result
+
+    return wrapper
+
+
+def _reject_nan(X: np.ndarray, who: str) -> None:
+    if X.dtype.kind in "fc" and np.isnan(X).any():
+        raise ValueError(f"{who} got NaN values; impute or drop them before encoding")
+
+
+def _check_ndim(X: np.ndarray, who: str, exactly_2d: bool = False) -> None:
+    if exactly_2d and X.ndim != 2:
+        raise ValueError(f"{who} takes a 2D array (n_samples, n_features), got shape {X.shape}; "
+                         "use X.reshape(1, -1) for a single sample")
+    if X.ndim < 1:
+        raise ValueError(f"{who} takes an array with a feature axis, got a scalar")
+
+
+def _require_fitted(estimator, attribute: str) -> None:
+    if not hasattr(estimator, attribute):
+        name = type(estimator).__name__
+        raise RuntimeError(f"this {name} learns from data: call fit (or fit_transform) on "
+                           "training data before transform")
 
 
 class BaseTransformer:
-    """Shared no-op ``fit`` and ``fit_transform`` for encoders and decoders that learn nothing."""
+    """Shared behaviour of encoders and decoders.
+
+    ``fit`` is a no-op for those that learn nothing. ``get_params``/``set_params`` and the repr
+    follow scikit-learn's conventions (parameters are the constructor's arguments), so encoders
+    work in ``Pipeline``, ``clone`` and ``GridSearchCV`` without scikit-learn being a dependency.
+    """
 
     def fit(self, X, y=None):
         return self
@@ -16,9 +87,32 @@ class BaseTransformer:
     def fit_transform(self, X, y=None):
         return self.fit(X, y).transform(X)
 
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        signature = inspect.signature(cls.__init__)
+        return [name for name, parameter in signature.parameters.items()
+                if name != "self" and parameter.kind is parameter.POSITIONAL_OR_KEYWORD]
+
+    def get_params(self, deep: bool = True) -> dict:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params):
+        valid = self._param_names()
+        for name, value in params.items():
+            if name not in valid:
+                raise ValueError(f"{type(self).__name__} has no parameter {name!r}; "
+                                 f"its parameters are {valid}")
+            setattr(self, name, value)
+        return self
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{name}={value!r}"
+                           for name, value in BaseTransformer.get_params(self).items())
+        return f"{type(self).__name__}({params})"
+
 
 class NoEncoding(BaseTransformer):
-    """Passes the input through unchanged (the input is already binary)."""
+    """Passes the input through unchanged (it is already binary)."""
 
     def transform(self, X):
         return X
@@ -29,3 +123,396 @@ class NoDecoding(BaseTransformer):
 
     def transform(self, X):
         return X
+
+
+class BinaryThresholdEncoder(BaseTransformer):
+    """One bit per value: 1 where the value is above the threshold (below, if not
+    ``greater_is_one``), 0 elsewhere. Output has the input's shape.
+
+    Parameters
+    ----------
+    threshold_enc : number, array-like or 'auto'
+        The threshold, or one per feature (broadcast along the last axis). ``'auto'`` learns the
+        per-feature median in ``fit``, stored in ``threshold_enc_``.
+    greater_is_one : bool
+        Whether values above the threshold encode to 1 (True) or values below it (False).
+    """
+
+    def __init__(self, threshold_enc="auto", greater_is_one=True):
+        if isinstance(threshold_enc, str) and threshold_enc != "auto":
+            raise ValueError(f"threshold_enc must be a number, an array or 'auto', "
+                             f"got {threshold_enc!r}")
+        self.threshold_enc = threshold_enc
+        self.greater_is_one = greater_is_one
+
+    def fit(self, X, y=None):
+        """Learn the per-feature median when ``threshold_enc='auto'``; otherwise warn when the
+        fixed threshold lies outside the data's range, which would encode every value alike."""
+        X = _as_numpy(X)
+        _reject_nan(X, type(self).__name__)
+        if isinstance(self.threshold_enc, str):
+            self.threshold_enc_ = np.median(X, axis=0)
+        else:
+            self.threshold_enc_ = np.asarray(self.threshold_enc)
+            if np.any(self.threshold_enc_ < X.min()) or np.any(self.threshold_enc_ > X.max()):
+                import warnings
+
+                warnings.warn(f"threshold_enc={self.threshold_enc!r} is outside the data range "
+                              f"[{X.min()}, {X.max()}]: the encoding will be constant",
+                              stacklevel=2)
+        return self
+
+    @_keeps_input_kind
+    def transform(self, X):
+        _reject_nan(X, type(self).__name__)
+        if isinstance(self.threshold_enc, str):
+            _require_fitted(self, "threshold_enc_")
+            threshold = self.threshold_enc_
+        else:
+            threshold = np.asarray(self.threshold_enc)
+        encoded = X > threshold if self.greater_is_one else X < threshold
+        return encoded.astype(np.uint8)
+
+
+class MultiThresholdEncoder(BaseTransformer):
+    """``n_bins - 1`` bits per value, one per threshold: bit k is 1 where the value is above
+    threshold k (a thermometer code when the thresholds are increasing).
+
+    The output's last axis is ``n_thresholds * n_features`` long, threshold-major:
+    ``[X > t0 for every feature, X > t1 for every feature, ...]`` (lightonml's layout).
+
+    Parameters
+    ----------
+    thresholds : 'linspace', 'quantiles' or array-like
+        'linspace': evenly spaced over the data range; 'quantiles': the data's 1/n_bins,
+        2/n_bins... quantiles (midpoint interpolation); both learned in ``fit`` and stored in
+        ``thresholds_``. An array is used as is: shape (n_thresholds,), or
+        (n_features, n_thresholds) with ``columnwise=True``.
+    n_bins : int
+        Number of levels the encoding distinguishes, for 'linspace' and 'quantiles'. An array
+        of thresholds sets it to ``n_thresholds + 1`` (see ``n_bins_``).
+    columnwise : bool
+        Learn (or take) thresholds per feature instead of one set for all features.
+    """
+
+    def __init__(self, thresholds="linspace", n_bins=8, columnwise=False):
+        if isinstance(thresholds, str):
+            if thresholds not in ("linspace", "quantiles"):
+                raise ValueError(f"thresholds must be 'linspace', 'quantiles' or an array, "
+                                 f"got {thresholds!r}")
+            if isinstance(n_bins, bool) or not isinstance(n_bins, int | np.integer) or n_bins < 2:
+                raise ValueError(f"n_bins must be an integer >= 2, got {n_bins!r}")
+        else:
+            expected_ndim = 2 if columnwise else 1
+            if np.ndim(thresholds) != expected_ndim:
+                raise ValueError(
+                    f"with columnwise={columnwise}, thresholds must be a {expected_ndim}D array"
+                    + (" of shape (n_features, n_thresholds)" if columnwise else "")
+                    + f", got shape {np.shape(thresholds)}")
+        self.thresholds = thresholds
+        self.n_bins = n_bins
+        self.columnwise = columnwise
+
+    @property
+    def n_bins_(self) -> int:
+        """The number of levels actually encoded (one more than the number of thresholds)."""
+        if isinstance(self.thresholds, str):
+            return int(self.n_bins)
+        return np.shape(self.thresholds)[-1] + 1
+
+    def fit(self, X, y=None):
+        """Learn the thresholds for 'linspace' and 'quantiles'; a no-op for given thresholds."""
+        if not isinstance(self.thresholds, str):
+            return self
+        X = _as_numpy(X)
+        _check_ndim(X, type(self).__name__)
+        _reject_nan(X, type(self).__name__)
+        # Per feature: reduce over every axis but the last; otherwise over everything.
+        values = X.reshape(-1, X.shape[-1]) if self.columnwise else X.reshape(-1)
+        if self.thresholds == "linspace":
+            levels = np.linspace(values.min(axis=0), values.max(axis=0), self.n_bins + 1)[1:-1]
+        else:
+            levels = np.quantile(values, np.arange(1, self.n_bins) / self.n_bins, axis=0,
+                                 method="midpoint")
+        # columnwise thresholds are stored (n_features, n_thresholds), as lightonml does
+        self.thresholds_ = levels.T if self.columnwise else levels
+        return self
+
+    def _active_thresholds(self) -> np.ndarray:
+        if isinstance(self.thresholds, str):
+            _require_fitted(self, "thresholds_")
+            return np.asarray(self.thresholds_)
+        return np.asarray(self.thresholds)
+
+    @_keeps_input_kind
+    def transform(self, X):
+        _check_ndim(X, type(self).__name__)
+        _reject_nan(X, type(self).__name__)
+        thresholds = self._active_thresholds()
+        # Compare every value with every threshold: shape (..., n_thresholds, n_features)
+        per_threshold = thresholds.T if thresholds.ndim == 2 else thresholds[:, None]
+        encoded = X[..., None, :] > per_threshold
+        return encoded.reshape(*X.shape[:-1], -1).astype(np.uint8)
+
+
+class SequentialBaseTwoEncoder(BaseTransformer):
+    """Quantizes each value to one of ``n_gray_levels`` levels and writes the level in base 2,
+    each bit repeated as many times as it weighs, most significant first: with 8 levels,
+    5 = 101 in base 2 becomes ``1111 00 1``. A value takes ``n_gray_levels - 1`` bits, so the
+    number of ones equals the level; outputs are (..., n_features * (n_gray_levels - 1)).
+
+    ``fit`` learns the offset (data minimum) and scale (data range) over the whole array; values
+    outside the fitted range are clipped to the extreme levels.
+
+    Parameters
+    ----------
+    n_gray_levels : int
+        Number of levels, a power of 2 (at least 2).
+    """
+
+    def __init__(self, n_gray_levels=16):
+        is_int = isinstance(n_gray_levels, int | np.integer) and not isinstance(n_gray_levels, bool)
+        if not is_int or n_gray_levels < 2 or n_gray_levels & (n_gray_levels - 1):
+            raise ValueError(f"n_gray_levels must be a power of 2, at least 2, "
+                             f"got {n_gray_levels!r}")
+        self.n_gray_levels = n_gray_levels
+
+    @property
+    def n_bits(self) -> int:
+        return int(self.n_gray_levels).bit_length() - 1
+
+    def fit(self, X, y=None):
+        X = _as_numpy(X)
+        _reject_nan(X, type(self).__name__)
+        self.offset_ = X.min()
+        self.scale_ = X.max() - self.offset_
+        return self
+
+    def normalize(self, X):
+        """The quantized levels, integers in [0, n_gray_levels - 1], of ``X``."""
+        _require_fitted(self, "offset_")
+        X = _as_numpy(X)
+        # constant training data: every value maps to level 0 rather than to NaN
+        scale = self.scale_ if self.scale_ != 0 else 1
+        levels = np.rint((self.n_gray_levels - 1) * ((X - self.offset_) / scale))
+        return np.clip(levels, 0, self.n_gray_levels - 1).astype(np.min_scalar_type(
+            self.n_gray_levels - 1))
+
+    @_keeps_input_kind
+    def transform(self, X):
+        _check_ndim(X, type(self).__name__)
+        _reject_nan(X, type(self).__name__)
+        levels = self.normalize(X)
+        weights = np.arange(self.n_bits - 1, -1, -1)  # bit shifts, most significant first
+        bits = ((levels[..., None] >> weights) & 1).astype(np.uint8)
+        encoded = np.repeat(bits, 2 ** weights, axis=-1)
+        return encoded.reshape(*X.shape[:-1], -1)
+
+
+class ConcatenatedBitPlanEncoder(BaseTransformer):
+    """Writes integers as their bits, concatenated along the feature axis:
+    (..., n_features) → (..., n_features * n_bits), ``[bits of feature 0, bits of feature 1...]``.
+
+    Bits are taken in lightonml's order on little-endian machines, whatever this machine's
+    byte order: bytes from least to most significant, and within a byte bits from most to
+    least significant. For ``uint8`` that is simply most significant first. ``starting_bit``
+    bits are skipped at the start of that order and the next ``n_bits`` are kept, so with
+    ``uint8``, ``n_bits=4, starting_bit=0`` keeps the 4 high bits.
+
+    Parameters
+    ----------
+    n_bits : int
+        Number of bits kept per value (positive).
+    starting_bit : int
+        Number of bits skipped before them (0 or positive). ``n_bits + starting_bit`` must not
+        exceed the input dtype's width.
+    """
+
+    def __init__(self, n_bits=8, starting_bit=0):
+        if n_bits <= 0:
+            raise ValueError(f"n_bits must be a positive integer, got {n_bits!r}")
+        if starting_bit < 0:
+            raise ValueError(f"starting_bit must be 0 or a positive integer, got {starting_bit!r}")
+        self.n_bits = n_bits
+        self.starting_bit = starting_bit
+
+    @_keeps_input_kind
+    def transform(self, X):
+        _check_ndim(X, type(self).__name__)
+        if X.dtype.kind not in "iu":
+            raise ValueError(f"{type(self).__name__} encodes integers, got dtype {X.dtype}; "
+                             "cast first (e.g. X.astype(np.uint8)), or use "
+                             "SeparatedBitPlanEncoder for real values")
+        bitwidth = X.dtype.itemsize * 8
+        if self.n_bits + self.starting_bit > bitwidth:
+            raise ValueError(f"n_bits + starting_bit = {self.n_bits} + {self.starting_bit} "
+                             f"exceeds the {bitwidth} bits of the input dtype {X.dtype}")
+        little_endian = np.ascontiguousarray(X, dtype=X.dtype.newbyteorder("<"))
+        bits = np.unpackbits(little_endian[..., None].view(np.uint8), axis=-1)
+        kept = bits[..., self.starting_bit:self.starting_bit + self.n_bits]
+        return kept.reshape(*X.shape[:-1], -1)
+
+
+class ConcatenatingBitPlanDecoder(BaseTransformer):
+    """Weights bit-plane projections and lays them side by side along the feature axis.
+
+    Takes (n_samples * n_bits, n_out), the projections of ``n_bits`` bit planes per sample
+    stacked along the samples (most significant first), and returns
+    (n_samples, n_bits * n_out) where plane k is multiplied by ``decoding_decay ** k``.
+    Summing the ``n_bits`` blocks of a row recovers the projection of the value scaled by
+    ``decoding_decay ** (n_bits - 1)`` when the decay is 0.5.
+
+    Parameters
+    ----------
+    n_bits : int
+        Number of bit planes per sample, as encoded.
+    decoding_decay : float
+        Weight ratio between consecutive planes.
+    """
+
+    def __init__(self, n_bits=8, decoding_decay=0.5):
+        self.n_bits = n_bits
+        self.decoding_decay = decoding_decay
+
+    @_keeps_input_kind
+    def transform(self, X):
+        X = np.asarray(X)
+        _check_ndim(X, type(self).__name__, exactly_2d=True)
+        n_rows, n_out = X.shape
+        if n_rows % self.n_bits:
+            raise ValueError(f"{n_rows} rows are not a whole number of samples of "
+                             f"n_bits={self.n_bits} planes; use the encoder's n_bits")
+        weights = (self.decoding_decay ** np.arange(self.n_bits)).astype(np.float32)
+        planes = X.reshape(n_rows // self.n_bits, self.n_bits, n_out)
+        weighted = planes * weights[:, None]
+        return weighted.reshape(n_rows // self.n_bits, self.n_bits * n_out)
+
+
+class SeparatedBitPlanEncoder(BaseTransformer):
+    """Encodes real values as bit planes stacked along the samples, so that a linear map of
+    the planes can be recombined (by ``SeparatedBitPlanDecoder``) into the linear map of the
+    values.
+
+    Values are split into a positive part and a negative part, each scaled by its magnitude
+    (learned in ``fit``) to [0, 1], quantized to ``precision`` bits and written as
+    ``precision`` planes, most significant first. Output: (sides * n_samples * precision,
+    n_features), the positive part's planes for every sample, then the negative part's;
+    ``sides`` is 1 when the fitted data has a single sign.
+
+    For integer data the magnitude is rounded up to a power of two times
+    ``(2**precision - 1) / 2**precision``, which makes quantization an exact bit shift
+    (integers below ``2**precision`` encode exactly).
+
+    Parameters
+    ----------
+    precision : int
+        Bits per value (1 to 16); the relative error of a decoded linear map roughly halves
+        with each extra bit.
+    clip : bool
+        Whether ``transform`` clips values outside the fitted range to it (True) or raises
+        ``ValueError`` (False, the default).
+    """
+
+    def __init__(self, precision=6, clip=False):
+        if isinstance(precision, bool) or not isinstance(precision, int | np.integer) \
+                or not 1 <= precision <= 16:
+            raise ValueError(f"precision must be an integer from 1 to 16, got {precision!r}")
+        self.precision = precision
+        self.clip = clip
+
+    def _integer_magnitude(self, largest) -> float:
+        """The smallest ``2**k * (2**precision - 1) / 2**precision`` with ``2**k > largest``."""
+        if largest <= 0:
+            return 0.0
+        power = np.ceil(np.log2(float(largest) + 1))
+        return float((2 ** self.precision - 1) * 0.5 ** (self.precision - power))
+
+    def fit(self, X, y=None):
+        """Learn the magnitudes of the positive and negative parts of ``X``."""
+        X = _as_numpy(X)
+        _check_ndim(X, type(self).__name__, exactly_2d=True)
+        _reject_nan(X, type(self).__name__)
+        if X.size == 0:
+            raise ValueError(f"{type(self).__name__}.fit got an empty array")
+        largest, smallest = X.max(), X.min()
+        if X.dtype.kind in "iu":
+            self.magnitude_p_ = self._integer_magnitude(largest)
+            self.magnitude_n_ = self._integer_magnitude(-int(smallest))
+        else:
+            self.magnitude_p_ = max(float(largest), 0.0)
+            self.magnitude_n_ = max(-float(smallest), 0.0)
+        # Inputs inside this interval encode without clipping beyond quantization
+        # (+ 0.0 turns -0.0 into 0.0).
+        self.input_range_ = (-max(self.magnitude_n_, -float(smallest)) + 0.0,
+                             max(self.magnitude_p_, float(largest)))
+        return self
+
+    @_keeps_input_kind
+    def transform(self, X):
+        _check_ndim(X, type(self).__name__, exactly_2d=True)
+        _reject_nan(X, type(self).__name__)
+        if not hasattr(self, "magnitude_p_"):
+            self.fit(X)
+        low, high = self.input_range_
+        if not self.clip and X.size and (X.min() < low or X.max() > high):
+            raise ValueError(
+                f"input values span [{X.min():g}, {X.max():g}] but this encoder was fitted on "
+                f"[{low:g}, {high:g}]; fit it on data that covers the whole range, or create it "
+                "with clip=True to clip values to the fitted range")
+        X = X.astype(np.float64, copy=False)
+        sides = [(sign, magnitude) for sign, magnitude in
+                 ((1, self.magnitude_p_), (-1, self.magnitude_n_)) if magnitude > 0]
+        if not sides:  # all-zero training data: one side of all-zero planes
+            sides = [(1, 1.0)]
+        top_level = 2 ** self.precision - 1
+        shifts = np.arange(self.precision - 1, -1, -1)
+        planes = []
+        for sign, magnitude in sides:
+            unit = np.clip(sign * X / magnitude, 0, 1)
+            levels = np.floor(unit * top_level + 0.5).astype(np.uint16)
+            bits = (levels[:, None, :] >> shifts[:, None]) & 1
+            planes.append(bits.astype(np.uint8).reshape(-1, X.shape[1]))
+        return np.concatenate(planes, axis=0) if len(planes) > 1 else planes[0]
+
+    def get_params(self, deep: bool = True) -> dict:
+        """What ``SeparatedBitPlanDecoder`` needs to undo the encoding (lightonml's contract:
+        ``SeparatedBitPlanDecoder(**encoder.get_params())``): the precision and the
+        magnitudes, scaled for the decoder's power-of-two weights."""
+        _require_fitted(self, "magnitude_p_")
+        # The decoder sums planes with weights 0.5**k, i.e. level / 2**(precision-1), while
+        # levels stand for value / magnitude * (2**precision - 1).
+        dequantization = 2 * (1 - 0.5 ** self.precision)
+        return {"precision": self.precision,
+                "magnitude_p": self.magnitude_p_ / dequantization,
+                "magnitude_n": self.magnitude_n_ / dequantization}
+
+class SeparatedBitPlanDecoder(BaseTransformer):
+    """Recombines the projections of ``SeparatedBitPlanEncoder``'s bit planes into projections
+    of the encoded values: (sides * n_samples * precision, n_out) → (n_samples, n_out).
+
+    Build it from the encoder: ``SeparatedBitPlanDecoder(**encoder.get_params())``.
+    """
+
+    def __init__(self, precision, magnitude_p=1, magnitude_n=0, decoding_decay=0.5):
+        self.precision = precision
+        self.magnitude_p = magnitude_p
+        self.magnitude_n = magnitude_n
+        self.decoding_decay = decoding_decay
+
+    @_keeps_input_kind
+    def transform(self, X):
+        X = np.asarray(X)
+        _check_ndim(X, type(self).__name__, exactly_2d=True)
+        magnitudes = [m for m in (self.magnitude_p, -self.magnitude_n) if m != 0] or [0]
+        n_rows, n_out = X.shape
+        rows_per_sample = len(magnitudes) * self.precision
+        if n_rows % rows_per_sample:
+            raise ValueError(f"{n_rows} rows are not a whole number of samples of "
+                             f"{rows_per_sample} bit planes; build the decoder with "
+                             "SeparatedBitPlanDecoder(**encoder.get_params())")
+        dtype = np.result_type(X.dtype, np.float32)
+        planes = X.reshape(len(magnitudes), n_rows // rows_per_sample, self.precision, n_out)
+        weights = (self.decoding_decay ** np.arange(self.precision)).astype(dtype)
+        # sum over sides and planes of magnitude * decay**plane * projection
+        weights = np.asarray(magnitudes, dtype=dtype)[:, None] * weights
+        return np.tensordot(planes.astype(dtype, copy=False), weights, axes=([0, 2], [0, 1]))
