@@ -1,0 +1,47 @@
+"""What the scikit-learn and PyTorch ``OPUMap`` wrappers share: building and fitting the OPU."""
+
+from __future__ import annotations
+
+import warnings
+
+from ..inputs import traits_for_fit
+from ..opu import OPU
+
+
+def make_opu(n_components, simulated, max_n_features, verbose_level, seed, camera) -> OPU:
+    """A new OPU; ``simulated=False`` takes the hardware when there is one (backend 'auto')."""
+    options = {} if max_n_features is None else {"max_n_features": max_n_features}
+    return OPU(n_components=n_components, simulated=simulated, verbose_level=verbose_level,
+               seed=seed, camera=camera, **options)
+
+
+def adopt_opu(opu: OPU, n_components, simulated) -> OPU:
+    """A user's OPU, set to ``n_components``; warns when ``simulated`` says otherwise."""
+    if simulated and not opu.simulated:
+        warnings.warn("you passed a hardware OPU and simulated=True; the hardware is used",
+                      stacklevel=3)
+    if opu.simulated and not simulated:
+        warnings.warn("you passed a simulated OPU and simulated=False; the simulator is used",
+                      stacklevel=3)
+    opu.n_components = n_components
+    return opu
+
+
+def check_ndims(ndims) -> None:
+    if ndims not in (1, 2):
+        raise ValueError(f"ndims must be 1 (vectors) or 2 (2D inputs), got {ndims!r}")
+
+
+def fit_opu(opu: OPU, ndims, X, n_features, packed, online, n_2d_features,
+            grow_max_n_features: bool) -> None:
+    """``fit1d``/``fit2d`` the OPU by ``ndims``. With ``grow_max_n_features`` (the user gave
+    no max_n_features), the OPU's feature limit is raised to admit the fitted input."""
+    check_ndims(ndims)
+    is_2d = ndims == 2
+    if is_2d and packed and n_features is None and n_2d_features is not None:
+        n_features = tuple(n_2d_features)
+    if grow_max_n_features:
+        n_features_total = traits_for_fit(X, n_features, packed, is_2d).n_features_s
+        opu.max_n_features = max(opu.max_n_features, n_features_total)
+    fit = opu.fit2d if is_2d else opu.fit1d
+    fit(X, n_features=n_features, packed=packed, online=online)
