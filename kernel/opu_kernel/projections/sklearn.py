@@ -99,8 +99,9 @@ class OPUMap(BaseEstimator, TransformerMixin):
         return np.asarray(transform(X))
 
     def _restore_opu_fit(self):
-        """A shared OPU may have been refitted by another OPUMap (a clone in a grid search):
-        put back this map's number of components and features."""
+        """A shared OPU may have been refitted by another OPUMap: put back this map's number
+        of components and features. (Without the fit's sample, the 8-bit camera's exposure is
+        set as for a fit by n_features.)"""
         if self.opu_.n_components != self.n_components:
             self.opu_.n_components = self.n_components
         if self.opu_.n_features != self.n_features_:
