@@ -138,7 +138,7 @@ def test_sequential_base_two_quantizes_to_the_fitted_range_and_clips_outside_it(
 
 
 def test_sequential_base_two_rejects_non_powers_of_two_and_needs_a_fit():
-    for bad in (6, 1, 0, 4.0, True):
+    for bad in (6, 1, 0, 512, 4.0, True):
         with pytest.raises(ValueError, match="power of 2"):
             SequentialBaseTwoEncoder(n_gray_levels=bad)
     with pytest.raises(RuntimeError, match="call fit"):
