@@ -281,6 +281,13 @@ def test_separated_bitplan_unfitted_transform_fits_itself_as_lightonml_does():
     assert encoder.get_params()["magnitude_n"] == pytest.approx(3.0 / (2 * (1 - 0.5 ** 4)))
 
 
+def test_separated_bitplan_encoder_clones_unfitted_with_its_settings():
+    encoder = SeparatedBitPlanEncoder(precision=3, clip=True).fit(np.ones((2, 2)))
+    copy = clone(encoder)
+    assert (copy.precision, copy.clip) == (3, True) and not hasattr(copy, "magnitude_p_")
+    assert repr(copy) == "SeparatedBitPlanEncoder(precision=3, clip=True)"
+
+
 def test_separated_bitplan_rejects_bad_input():
     with pytest.raises(ValueError, match="precision"):
         SeparatedBitPlanEncoder(precision=0)

@@ -499,6 +499,10 @@ class SeparatedBitPlanEncoder(BaseTransformer):
                 "magnitude_p": self.magnitude_p_ / dequantization,
                 "magnitude_n": self.magnitude_n_ / dequantization}
 
+    def __sklearn_clone__(self):
+        # get_params serves the decoder, so scikit-learn's generic clone cannot be used
+        return type(self)(precision=self.precision, clip=self.clip)
+
 class SeparatedBitPlanDecoder(BaseTransformer):
     """Recombines the projections of ``SeparatedBitPlanEncoder``'s bit planes into projections
     of the encoded values: (sides * n_samples * precision, n_out) → (n_samples, n_out).
