@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import warnings
 
 import numpy as np
 
@@ -155,8 +156,6 @@ class BinaryThresholdEncoder(BaseTransformer):
         else:
             self.threshold_enc_ = np.asarray(self.threshold_enc)
             if np.any(self.threshold_enc_ < X.min()) or np.any(self.threshold_enc_ > X.max()):
-                import warnings
-
                 warnings.warn(f"threshold_enc={self.threshold_enc!r} is outside the data range "
                               f"[{X.min()}, {X.max()}]: the encoding will be constant",
                               stacklevel=2)

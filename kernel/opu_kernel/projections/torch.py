@@ -55,8 +55,11 @@ class OPUMap(nn.Module):
     def fit(self, X=None, y=None, n_features=None, packed=False, online=False):
         """Fit the OPU to inputs like ``X``, or to ``n_features``; ``online`` transforms the
         inputs of a batch one at a time (lightonml's online mode)."""
-        fit_opu(self.opu, self.ndims, X, n_features, self.packed or packed, online,
+        packed = self.packed or packed
+        fit_opu(self.opu, self.ndims, X, n_features, packed, online,
                 self.n_2d_features, grow_max_n_features=self.max_n_features is None)
+        # dimensions of one input: online mode tells one input from a batch by them
+        self._input_ndim = 1 if packed else self.ndims
         self.online = bool(online)
         self.fitted = True
         return self
@@ -69,7 +72,7 @@ class OPUMap(nn.Module):
         if not self.fitted:
             self.fit(input)
         transform = self.opu.linear_transform if self.linear else self.opu.transform
-        if self.online:
+        if self.online and input.dim() > self._input_ndim:
             # each output keeps the transform's dtype (float for linear, uint8 otherwise)
             output = torch.stack([torch.as_tensor(transform(row)) for row in input])
         else:

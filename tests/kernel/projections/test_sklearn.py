@@ -6,14 +6,15 @@ import sys
 
 import numpy as np
 import pytest
-from opu_kernel import OPU
-from opu_kernel.encoding import BinaryThresholdEncoder
-from opu_kernel.errors import DeviceClosedError
-from opu_kernel.projections.sklearn import OPUMap
 from sklearn.base import clone
 from sklearn.linear_model import RidgeClassifier
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
+
+from opu_kernel import OPU
+from opu_kernel.encoding import BinaryThresholdEncoder
+from opu_kernel.errors import DeviceClosedError
+from opu_kernel.projections.sklearn import OPUMap
 
 
 def binary_inputs(n_samples=20, n_features=30, seed=0):

@@ -7,9 +7,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+from torch import nn
+
 from opu_kernel import OPU
 from opu_kernel.projections.torch import OPUMap
-from torch import nn
 
 
 def binary_batch(n_samples=8, n_features=20, seed=0):
@@ -47,6 +48,7 @@ def test_online_mode_matches_the_batch_and_keeps_float_outputs(linear):
     assert features.dtype == torch.float32
     torch.testing.assert_close(features, expected, rtol=1e-5, atol=1e-5)
     assert not torch.equal(features, features.round())  # not truncated to integers
+    torch.testing.assert_close(online(X[0]), expected[0], rtol=1e-5, atol=1e-5)  # one input
 
 
 @pytest.mark.parametrize("online", [False, True])
