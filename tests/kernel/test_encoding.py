@@ -4,6 +4,8 @@ against exact results, fit/transform separation, bad input, and torch tensors in
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
+
 from opu_kernel import OPU
 from opu_kernel.encoding import (
     BinaryThresholdEncoder,
@@ -17,7 +19,6 @@ from opu_kernel.encoding import (
     SequentialBaseTwoEncoder,
 )
 from opu_kernel.encoding import base as encoding_base
-from sklearn.base import clone
 
 # lightonml 1.4.3's relative errors of a decoded linear map vs the exact one (ANCHORS.md)
 LIGHTONML_RELATIVE_ERRORS = {1: 0.94, 2: 0.41, 4: 0.082, 6: 0.020, 8: 0.0048}
