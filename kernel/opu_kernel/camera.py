@@ -86,3 +86,16 @@ def make_camera(camera: str, exposure_us: float, noise: bool, seed: int):
     if camera == "8bit":
         return EightBitCamera(exposure_us, noise=noise, seed=seed)
     raise ValueError(f"camera={camera!r} is not valid; choose '8bit' (like the device) or 'exact'")
+
+
+def exposure_advice(counts: np.ndarray, saturated_fraction: float | None) -> str | None:
+    """What the device would warn about an 8-bit acquisition, or None when it looks right."""
+    if saturated_fraction is not None and saturated_fraction > SATURATION_WARNING:
+        return (f"{100 * saturated_fraction:.1f}% of the outputs saturated at 255; lower the "
+                "exposure (fit with exposure_us=...) or refit on representative inputs")
+    if counts.size and counts.dtype == np.uint8:
+        mean = float(counts.mean())
+        if mean < LOW_MEAN_WARNING:
+            return (f"the mean output is {mean:.1f} (< {LOW_MEAN_WARNING:g}): the signal is "
+                    "weak; raise the exposure or use inputs with more ones")
+    return None

@@ -124,8 +124,8 @@ def check_binary(X: np.ndarray) -> None:
 def non_binary_message(bad: np.ndarray) -> str:
     examples = ", ".join(str(v) for v in np.unique(bad)[:3])
     return (f"input is not binary: {bad.size} values are neither 0 nor 1 (e.g. {examples}). "
-            "Encode it first, e.g. opu.transform(X, encoder_cls=BinaryThresholdEncoder) or "
-            "another encoder from opu_kernel.encoding")
+            "Encode it first, e.g. BinaryThresholdEncoder().fit_transform(X) or another "
+            "encoder from opu_kernel.encoding")
 
 
 def prepare(X, traits: InputTraits, max_n_features: int) -> PreparedInput:

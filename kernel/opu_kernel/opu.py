@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 
 from . import __version__, backends
+from . import camera as cameras
 from .backends.simulator import SimulatorBackend
 from .context import Context, ContextArray, now
 from .encoding.base import NoDecoding, NoEncoding
@@ -225,6 +226,10 @@ class OPU:
         with self._progress(prepared.rows.shape[0]) as advance:
             acquisition = self.device.transform(prepared.rows, linear=linear, progress=advance)
         end = now()
+        if not linear and acquisition.output.dtype == np.uint8:
+            advice = cameras.exposure_advice(acquisition.output, acquisition.saturated)
+            if advice:
+                warnings.warn(advice, UserWarning, stacklevel=3)
         context = self._context(prepared, acquisition, start, end, linear)
         output = ContextArray(acquisition.output.reshape(prepared.batch_shape
                                                          + (self.n_components,)), context)

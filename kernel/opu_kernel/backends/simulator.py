@@ -1,8 +1,9 @@
 """The simulated OPU: y = |Hx|² with H a seeded complex Gaussian matrix.
 
 Speed: inputs are binary, so Hx is a real matrix product. Re(Hx) and Im(Hx) are two float32
-GEMMs (half the arithmetic of lightonml's complex64 product). Memory: rows are processed in
-blocks so that scratch space stays small next to the matrix and the output.
+GEMMs (half the arithmetic of lightonml's complex64 product). Memory and cache: the output is
+computed in tiles (ROW_TILE inputs × BLOCK_COMPONENTS components), squared while in cache, so
+scratch space is a few MiB whatever the shape.
 
 H is built from column blocks of ``BLOCK_COMPONENTS`` components, each drawn from its own
 generator seeded with (seed, n_features, block index). So the matrix can be regenerated block
@@ -24,43 +25,60 @@ from .base import Acquisition, Backend
 log = logging.getLogger(__name__)
 
 BLOCK_COMPONENTS = 4096
-#: Scratch space per row block; small next to the matrix, large enough for efficient GEMMs.
-SCRATCH_BYTES = 32 * 2**20
-MIN_ROW_BLOCK = 16
+#: Rows of the input multiplied at once: tiles of ROW_TILE × BLOCK_COMPONENTS float32 (4 MiB)
+#: stay in cache between the GEMM and the squaring, and scratch stays small.
+ROW_TILE = 256
 
 
-def matrix_block(seed: int, n_features: int, block: int) -> tuple[np.ndarray, np.ndarray]:
-    """Real and imaginary parts of column block ``block`` of H, each N(0, 1/n_features)."""
-    rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, n_features, block])))
-    shape = (n_features, BLOCK_COMPONENTS)
+def block_rng(seed: int, n_features: int, block: int, part: int) -> np.random.Generator:
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, n_features,
+                                                                       block, part])))
+
+
+def fill_block(seed: int, n_features: int, block: int, real_t: np.ndarray,
+               imag_t: np.ndarray) -> None:
+    """Draw components ``block*BLOCK_COMPONENTS ...`` of H into ``real_t``/``imag_t``.
+
+    Both are (components × n_features) C-contiguous: H is stored transposed so that a block
+    of components is a contiguous slab, drawn in place. Generators fill row by row, so a
+    partial last block holds the first rows of the full one.
+    """
     scale = np.float32(1.0 / np.sqrt(n_features))
-    real = rng.standard_normal(shape, dtype=np.float32)
-    real *= scale
-    imag = rng.standard_normal(shape, dtype=np.float32)
-    imag *= scale
-    return real, imag
+    for part, target in enumerate((real_t, imag_t)):
+        block_rng(seed, n_features, block, part).standard_normal(dtype=np.float32, out=target)
+        target *= scale
+
+
+def matrix_block(seed: int, n_features: int, block: int, width: int = BLOCK_COMPONENTS):
+    """Real and imaginary parts of H's component block ``block`` (width × n_features)."""
+    real_t = np.empty((width, n_features), dtype=np.float32)
+    imag_t = np.empty_like(real_t)
+    fill_block(seed, n_features, block, real_t, imag_t)
+    return real_t, imag_t
 
 
 def n_blocks(n_components: int) -> int:
     return -(-n_components // BLOCK_COMPONENTS)
 
 
+def block_bounds(block: int, n_components: int) -> tuple[int, int]:
+    start = block * BLOCK_COMPONENTS
+    return start, min(start + BLOCK_COMPONENTS, n_components)
+
+
 def build_matrix(seed: int, n_features: int, n_components: int, workers: int | None = None):
-    """H as two C-contiguous float32 arrays (n_features × n_components), built in parallel."""
-    real = np.empty((n_features, n_components), dtype=np.float32)
-    imag = np.empty((n_features, n_components), dtype=np.float32)
+    """Hᵀ as two float32 arrays (n_components × n_features), drawn in parallel, in place."""
+    real_t = np.empty((n_components, n_features), dtype=np.float32)
+    imag_t = np.empty_like(real_t)
 
     def fill(block: int) -> None:
-        start = block * BLOCK_COMPONENTS
-        stop = min(start + BLOCK_COMPONENTS, n_components)
-        re_b, im_b = matrix_block(seed, n_features, block)
-        real[:, start:stop] = re_b[:, : stop - start]
-        imag[:, start:stop] = im_b[:, : stop - start]
+        start, stop = block_bounds(block, n_components)
+        fill_block(seed, n_features, block, real_t[start:stop], imag_t[start:stop])
 
     # numpy's generators release the GIL while filling arrays, so threads scale.
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         list(pool.map(fill, range(n_blocks(n_components))))
-    return real, imag
+    return real_t, imag_t
 
 
 def available_memory_bytes() -> int:
@@ -83,9 +101,37 @@ def should_stream(n_features: int, n_components: int) -> bool:
     return matrix_bytes(n_features, n_components) > 0.4 * available_memory_bytes()
 
 
-def row_block_size(n_rows: int, n_columns: int, n_buffers: int) -> int:
-    rows = SCRATCH_BYTES // max(1, 4 * n_columns * n_buffers)
-    return int(max(MIN_ROW_BLOCK, min(n_rows, rows)))
+def project(X: np.ndarray, blocks, out: np.ndarray, linear: bool, camera, progress=None) -> int:
+    """Fill ``out`` with |XH|² (or Re(XH)) tile by tile; returns the saturated count.
+
+    ``blocks`` yields (start, stop, real_t, imag_t) for consecutive component blocks.
+    """
+    n_rows = X.shape[0]
+    rows = min(ROW_TILE, n_rows)
+    tile_re = np.empty((rows, BLOCK_COMPONENTS), dtype=np.float32)
+    tile_im = np.empty_like(tile_re)
+    saturated = 0
+    n_components = out.shape[1]
+    for start, stop, real_t, imag_t in blocks:
+        width = stop - start
+        for row in range(0, n_rows, rows):
+            end = min(row + rows, n_rows)
+            x = X[row:end]
+            target = out[row:end, start:stop]
+            if linear:
+                np.matmul(x, real_t.T, out=target)
+                continue
+            re = tile_re[: end - row, :width]
+            im = tile_im[: end - row, :width]
+            np.matmul(x, real_t.T, out=re)
+            np.matmul(x, imag_t.T, out=im)
+            np.square(re, out=re)
+            np.square(im, out=im)
+            re += im
+            saturated += camera.expose(re, target)
+        if progress is not None:
+            progress(width / n_components)
+    return saturated
 
 
 class SimulatorBackend(Backend):
@@ -159,77 +205,45 @@ class SimulatorBackend(Backend):
     # -- transform ------------------------------------------------------------------
     def transform(self, X, linear=False, progress=None):
         n_rows = X.shape[0]
-        n_components = self._shape[1]
+        n_features, n_components = self._shape
         camera = cameras.ExactCamera() if linear else self._camera
         out = np.empty((n_rows, n_components), dtype=np.float32 if linear else camera.dtype)
         if not X.flags.c_contiguous or X.dtype != np.float32:
             X = np.ascontiguousarray(X, dtype=np.float32)
-        if self.streams:
-            saturated = self._transform_streaming(X, out, linear, camera, progress)
-        else:
-            saturated = self._transform_held(X, out, linear, camera, progress)
+        streams = self.streams
+        blocks = self._streamed_blocks() if streams else self._held_blocks()
+        saturated = project(X, blocks, out, linear, camera, progress)
         return Acquisition(
             output=out,
-            exposure_us=None if linear else camera.exposure_us,
+            exposure_us=camera.exposure_us,
             frametime_us=cameras.FRAMETIME_US,
             saturated=None if camera.exposure_us is None else saturated / max(1, out.size),
-            extra={"streaming": self.streams},
+            extra={"streaming": streams},
         )
 
-    def _transform_held(self, X, out, linear, camera, progress):
-        real, imag = self.matrix()
-        n_rows, n_components = out.shape
-        exact_in_place = out.dtype == np.float32
-        rows = row_block_size(n_rows, n_components, 1 if exact_in_place else 2)
-        scratch = np.empty((rows, n_components), dtype=np.float32)
-        second = None if exact_in_place else np.empty_like(scratch)
-        saturated = 0
-        for start in range(0, n_rows, rows):
-            stop = min(start + rows, n_rows)
-            x = X[start:stop]
-            # Write Re(Hx) straight into the output when it is float32: one scratch less.
-            first = out[start:stop] if exact_in_place else second[: stop - start]
-            np.matmul(x, real, out=first)
-            if not linear:
-                im = scratch[: stop - start]
-                np.matmul(x, imag, out=im)
-                np.square(first, out=first)
-                np.square(im, out=im)
-                first += im
-                saturated += camera.expose(first, out[start:stop])
-            if progress is not None:
-                progress((stop - start) / n_rows)
-        return saturated
+    def _held_blocks(self):
+        real_t, imag_t = self.matrix()
+        n_components = self._shape[1]
+        for block in range(n_blocks(n_components)):
+            start, stop = block_bounds(block, n_components)
+            yield start, stop, real_t[start:stop], imag_t[start:stop]
 
-    def _transform_streaming(self, X, out, linear, camera, progress):
-        n_rows, n_components = out.shape
-        n_features = self._shape[0]
-        saturated = 0
-        re_out = np.empty((n_rows, BLOCK_COMPONENTS), dtype=np.float32)
-        im_out = np.empty_like(re_out)
+    def _streamed_blocks(self):
+        """Regenerate H block by block, drawing the next block while this one multiplies."""
+        n_features, n_components = self._shape
         total = n_blocks(n_components)
-        # Draw the next block on a worker thread while this one multiplies.
+
+        def draw(block):
+            start, stop = block_bounds(block, n_components)
+            return matrix_block(self.seed, n_features, block, stop - start)
+
         with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(matrix_block, self.seed, n_features, 0)
+            pending = pool.submit(draw, 0)
             for block in range(total):
-                real, imag = pending.result()
+                real_t, imag_t = pending.result()
                 if block + 1 < total:
-                    pending = pool.submit(matrix_block, self.seed, n_features, block + 1)
-                start = block * BLOCK_COMPONENTS
-                stop = min(start + BLOCK_COMPONENTS, n_components)
-                np.matmul(X, real, out=re_out)
-                if linear:
-                    out[:, start:stop] = re_out[:, : stop - start]
-                else:
-                    np.matmul(X, imag, out=im_out)
-                    np.square(re_out, out=re_out)
-                    np.square(im_out, out=im_out)
-                    re_out += im_out
-                    saturated += camera.expose(re_out[:, : stop - start], out[:, start:stop])
-                del real, imag
-                if progress is not None:
-                    progress(1.0 / total)
-        return saturated
+                    pending = pool.submit(draw, block + 1)
+                yield (*block_bounds(block, n_components), real_t, imag_t)
 
     def describe(self) -> dict:
         return {

@@ -1,0 +1,44 @@
+"""Fixtures shared by every test folder."""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import StandInDevice, make_stand_in_node
+
+ROOT = Path(__file__).resolve().parent.parent
+FAKES = ROOT / "tests" / "fakes"
+
+OPU_ENV = ("OPU_BACKEND", "OPU_DEVICE", "OPU_N_COMPONENTS", "OPU_MAX_N_FEATURES", "OPU_SEED",
+           "OPU_LOCK_DIR", "FAKE_LIGHTONOPU_LOG")
+
+
+@pytest.fixture(autouse=True)
+def isolated_opu_env(monkeypatch, tmp_path_factory):
+    """No test sees the developer's OPU settings; device locks live in a private folder."""
+    for name in OPU_ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPU_LOCK_DIR", str(tmp_path_factory.mktemp("locks")))
+
+
+@pytest.fixture
+def fake_driver_path(monkeypatch):
+    """Put the fake `lightonopu` driver on sys.path and PYTHONPATH (for child processes)."""
+    monkeypatch.syspath_prepend(str(FAKES))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        p for p in (str(FAKES), os.environ.get("PYTHONPATH", "")) if p))
+    yield FAKES
+    for name in [m for m in sys.modules if m == "lightonopu" or m.startswith("lightonopu.")]:
+        del sys.modules[name]
+
+
+@pytest.fixture
+def stand_in_opu(tmp_path, monkeypatch, fake_driver_path):
+    """A usable 'hardware' OPU: stand-in node at OPU_DEVICE and the fake driver importable."""
+    node = make_stand_in_node(tmp_path / "opu0")
+    log = tmp_path / "driver.log"
+    monkeypatch.setenv("OPU_DEVICE", str(node))
+    monkeypatch.setenv("FAKE_LIGHTONOPU_LOG", str(log))
+    return StandInDevice(node, log)
