@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS leases (
     started_at  REAL NOT NULL,
     expires_at  REAL,
     warned_at   REAL,
+    ending      TEXT,  -- why the lease is being ended (set before its server is stopped)
     UNIQUE (username, server_name)
 );
 CREATE TABLE IF NOT EXISTS usage (
@@ -243,6 +244,8 @@ class LeaseStore:
             if row is None:
                 return None
             lease = _lease(row)
+            # an enforcer that stopped the server recorded why; the stop hook's reason is generic
+            reason = row["ending"] or reason
             db.execute("DELETE FROM leases WHERE device = ?", (lease.device,))
             db.execute(
                 "INSERT INTO usage (username, server_name, device, started_at, ended_at,"
@@ -257,6 +260,17 @@ class LeaseStore:
                 ),
             )
         return lease
+
+    def mark_ending(self, lease: Lease, reason: str) -> bool:
+        """Record why ``lease`` is about to end (expired, revoked) before its server is stopped:
+        the device stays leased until the server is really gone, so no one else gets it while
+        the old container may still use it."""
+        with self._write() as db:
+            cursor = db.execute(
+                "UPDATE leases SET ending = ? WHERE device = ? AND username = ? AND started_at = ?",
+                (reason, lease.device, lease.username, lease.started_at),
+            )
+            return cursor.rowcount == 1
 
     def mark_warned(self, device: str, at: float | None = None) -> None:
         with self._write() as db:

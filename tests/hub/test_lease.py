@@ -3,6 +3,7 @@
 from datetime import UTC, timedelta, timezone
 
 import pytest
+
 from opuhub.lease import (
     REFUSED_ALREADY_HOLDING,
     REFUSED_BUSY,

@@ -4,6 +4,7 @@ import multiprocessing
 import threading
 
 import pytest
+
 from opuhub.lease import ENDED_EXPIRED, ENDED_STOPPED, Grant, LeasePolicy, Refusal
 from opuhub.lease_store import LeaseStore
 

@@ -1,0 +1,243 @@
+"""Turn :class:`~opuhub.settings.Settings` into JupyterHub traitlets config.
+
+Called from ``hub/jupyterhub_config.py``. Everything here is config, not behaviour: the hub,
+the proxy, the authenticator, the spawner and the two hub-managed services (the OPU lease
+service and jupyterhub-idle-culler), each service with a role holding only the scopes it uses.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import sys
+from pathlib import Path
+
+from . import secrets
+from .profiles import HARDWARE, SIMULATOR
+from .proxy import ensure_chp
+from .settings import Settings
+from .spawner_choice import SpawnerChoice, choose_spawner, probe_docker
+
+LEASE_SERVICE = "opu-lease"
+CULLER_SERVICE = "idle-culler"
+CLI_SERVICE = "opuhub-cli"
+
+# what each service may do, and nothing more
+LEASE_SERVICE_SCOPES = ["list:users", "read:servers", "delete:servers"]
+CULLER_SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+# the command-line token (state/cli-token, 0600) manages workshop accounts and servers
+CLI_SCOPES = [
+    "admin:users",
+    "admin:servers",
+    "tokens",
+    "read:metrics",
+    "access:servers",
+    f"access:services!service={LEASE_SERVICE}",
+]
+
+
+def _log(message: str) -> None:
+    # the hub's logging is not set up yet while its config file runs
+    print(f"[opuhub] {message}", file=sys.stderr, flush=True)
+
+
+def lease_db_path(settings: Settings) -> Path:
+    return settings.state_dir / "opu_leases.sqlite"
+
+
+def singleuser_args(settings: Settings, default_kernel: str | None) -> list[str]:
+    """Arguments for jupyterhub-singleuser: server-side kernel culling, so an open browser
+    tab does not keep an idle kernel (and the server) alive."""
+    args = []
+    if settings.kernel_cull_idle_seconds > 0:
+        timeout = int(settings.kernel_cull_idle_seconds)
+        args += [
+            f"--MappingKernelManager.cull_idle_timeout={timeout}",
+            f"--MappingKernelManager.cull_interval={max(1, min(300, timeout // 2))}",
+            "--MappingKernelManager.cull_connected=True",
+            "--MappingKernelManager.cull_busy=False",
+        ]
+    if default_kernel:
+        args.append(f"--MappingKernelManager.default_kernel_name={default_kernel}")
+    return args
+
+
+def local_default_kernel() -> str | None:
+    """'opu' when the OPU kernel is installed in this environment."""
+    try:
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        return "opu" if "opu" in KernelSpecManager().find_kernel_specs() else None
+    except Exception:
+        return None
+
+
+def device_list(settings: Settings) -> list[str]:
+    """OPUHUB_DEVICES, or every /dev/opu* node now; the spawner and the service share it."""
+    if settings.devices is not None:
+        return settings.devices
+    return sorted(glob.glob("/dev/opu*"))
+
+
+def services(settings: Settings) -> list[dict]:
+    lease_env = {
+        "OPUHUB_DEVICES": ",".join(device_list(settings)),
+        "OPUHUB_LEASE_GRACE_SECONDS": str(settings.lease_grace_seconds),
+        "OPUHUB_LEASE_DB": str(lease_db_path(settings)),
+        "OPUHUB_LEASE_WARNING_SECONDS": str(settings.lease_warning_seconds),
+        "OPUHUB_LEASE_CHECK_INTERVAL": str(settings.lease_check_interval),
+        "OPUHUB_TIMEZONE": settings.timezone,
+        "OPUHUB_METRICS_PUBLIC": "1" if settings.metrics_public else "0",
+    }
+    result = [
+        {
+            "name": LEASE_SERVICE,
+            "url": f"http://127.0.0.1:{settings.lease_service_port}",
+            "command": [sys.executable, "-m", "opuhub.service"],
+            "environment": lease_env,
+            "oauth_no_confirm": True,
+            "display": True,
+        },
+        {"name": CLI_SERVICE, "api_token": secrets.read_or_create(
+            settings.state_dir / secrets.CLI_TOKEN, secrets.token)},
+    ]
+    if settings.cull_idle_seconds > 0:
+        result.append(
+            {
+                "name": CULLER_SERVICE,
+                "command": [
+                    sys.executable,
+                    "-m",
+                    "jupyterhub_idle_culler",
+                    f"--timeout={int(settings.cull_idle_seconds)}",
+                    f"--cull-every={max(1, int(settings.cull_every_seconds))}",
+                ],
+            }
+        )
+    return result
+
+
+def roles(settings: Settings) -> list[dict]:
+    result = [
+        # every user may read the lease API (their own usage, who holds the OPU)
+        {"name": "user", "scopes": ["self", f"access:services!service={LEASE_SERVICE}"]},
+        {"name": "opu-lease-service", "scopes": LEASE_SERVICE_SCOPES, "services": [LEASE_SERVICE]},
+        {"name": "opuhub-cli", "scopes": CLI_SCOPES, "services": [CLI_SERVICE]},
+    ]
+    if settings.cull_idle_seconds > 0:
+        result.append({"name": "idle-culler", "scopes": CULLER_SCOPES, "services": [CULLER_SERVICE]})
+    return result
+
+
+def configure_auth(c, settings: Settings, state_secrets: dict) -> None:
+    c.Authenticator.admin_users = set(settings.admins)
+    if settings.authenticator == "shared":
+        c.JupyterHub.authenticator_class = "shared-password"
+        c.SharedPasswordAuthenticator.user_password = (
+            settings.user_password or state_secrets[secrets.WORKSHOP_PASSWORD]
+        )
+        c.SharedPasswordAuthenticator.admin_password = state_secrets[secrets.ADMIN_PASSWORD]
+        # workshop accounts are created in bulk (python -m opuhub.accounts); only they log in,
+        # unless OPUHUB_ALLOW_ALL lets anyone with the password pick a name
+        c.Authenticator.allow_existing_users = True
+        c.Authenticator.allow_all = settings.allow_all
+    else:
+        import nativeauthenticator
+
+        c.JupyterHub.authenticator_class = "native"
+        c.JupyterHub.template_paths = [
+            str(Path(nativeauthenticator.__file__).parent / "templates")
+        ]
+        c.NativeAuthenticator.open_signup = False  # sign-up, then an admin approves
+        c.Authenticator.allow_all = True  # approval is NativeAuthenticator's allow-list
+
+
+def configure_spawner(c, settings: Settings, choice: SpawnerChoice) -> None:
+    c.JupyterHub.spawner_class = choice.class_path
+    c.Spawner.start_timeout = int(settings.start_timeout)
+    c.Spawner.http_timeout = int(settings.http_timeout)
+    c.Spawner.poll_interval = int(max(1, settings.poll_interval))
+    lease = c.OPUSpawnerMixin
+    lease.devices = device_list(settings)
+    lease.lease_db = str(lease_db_path(settings))
+    lease.lease_max_duration = settings.lease_max_seconds
+    lease.lease_warning = settings.lease_warning_seconds
+    lease.lease_quota = settings.quota_seconds
+    lease.lease_quota_period = settings.quota_period_seconds
+    lease.lease_timezone = settings.timezone
+    lease.default_n_components = settings.n_components
+    if choice.is_docker:
+        c.Spawner.args = singleuser_args(settings, "opu")
+        docker = c.OPUDockerSpawner
+        docker.images = {
+            SIMULATOR: settings.image,
+            HARDWARE: settings.hardware_image or settings.image,
+        }
+        docker.network_name = settings.docker_network
+        docker.mem_limit = settings.mem_limit
+        docker.cpu_limit = settings.cpu_limit
+        docker.pids_limit = settings.pids_limit
+    else:
+        c.Spawner.args = singleuser_args(settings, local_default_kernel())
+        c.OPULocalSpawner.homes_dir = str(settings.state_dir / "homes")
+
+
+def docker_gateway(network: str) -> str:
+    """Create the user network if needed; return its gateway (the host as containers see it)."""
+    import docker
+
+    client = docker.from_env(timeout=10)
+    try:
+        try:
+            net = client.networks.get(network)
+        except docker.errors.NotFound:
+            _log(f"creating Docker network {network}")
+            net = client.networks.create(network, driver="bridge")
+            net.reload()
+        return net.attrs["IPAM"]["Config"][0]["Gateway"]
+    finally:
+        client.close()
+
+
+def configure(c, settings: Settings, chp: str | None = None) -> SpawnerChoice:
+    state = secrets.ensure_state_dir(settings.state_dir)
+    state_secrets = secrets.ensure_secrets(state)
+
+    images = [settings.image, settings.hardware_image or settings.image]
+    probe = probe_docker(images) if settings.spawner == "auto" else None
+    choice = choose_spawner(settings.spawner, probe)
+    _log(f"spawner: {choice.reason}")
+
+    hub_bind_url = settings.hub_bind_url or "http://127.0.0.1:8081"
+    if choice.is_docker and settings.docker_network != "host" and not settings.hub_bind_url:
+        # containers on the user network reach the hub at the network's gateway address
+        hub_bind_url = f"http://{docker_gateway(settings.docker_network)}:{settings.hub_port}"
+
+    c.JupyterHub.bind_url = settings.bind_url
+    c.JupyterHub.hub_bind_url = hub_bind_url
+    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(state / secrets.COOKIE_SECRET)
+    c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
+    c.JupyterHub.log_level = settings.log_level
+    # a hub restart (upgrade, crash) must not kill running notebooks; leases are reconciled
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.concurrent_spawn_limit = settings.concurrent_spawn_limit
+    c.JupyterHub.last_activity_interval = int(max(1, settings.last_activity_interval))
+    c.JupyterHub.authenticate_prometheus = not settings.metrics_public
+
+    c.ConfigurableHTTPProxy.command = [chp or ensure_chp(quiet=True)]
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
+    c.ConfigurableHTTPProxy.auth_token = state_secrets[secrets.PROXY_TOKEN]
+    c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
+
+    configure_auth(c, settings, state_secrets)
+    configure_spawner(c, settings, choice)
+    c.JupyterHub.services = services(settings)
+    c.JupyterHub.load_roles = roles(settings)
+    if settings.cull_idle_seconds and settings.cull_idle_seconds < settings.last_activity_interval + 30:
+        _log(
+            "warning: the idle-culler timeout is shorter than last_activity_interval + 30 s; "
+            "active servers may be culled before their activity reaches the hub"
+        )
+    os.environ.setdefault("OPUHUB_STATE_DIR", str(state))
+    return choice

@@ -1,0 +1,205 @@
+"""What both OPU spawners share: the profile choice, the device lease, and the kernel's env.
+
+:class:`OPUSpawnerMixin` goes first in a spawner's bases (``class S(OPUSpawnerMixin,
+SomeSpawner)``). Its ``start`` validates the user's options, claims a device for the
+"OPU hardware" profile (failing fast, before any container or process exists), then lets the
+real spawner start. The lease ends in ``run_post_stop_hook``, which JupyterHub runs after every
+stop: an explicit stop, the idle culler, a crashed server noticed by ``poll``, or a failed spawn.
+"""
+
+from __future__ import annotations
+
+import glob
+import time
+
+from tornado import web
+from traitlets import Float, Integer, List, Unicode, default, validate
+from traitlets.config import LoggingConfigurable
+
+from .lease import ENDED_SPAWN_FAILED, ENDED_STOPPED, Grant, Lease, LeasePolicy
+from .lease_store import LeaseStore
+from .profiles import (
+    SpawnChoice,
+    device_status_lines,
+    kernel_env,
+    options_form_html,
+    options_from_form,
+    parse_user_options,
+)
+from .settings import hub_timezone
+
+
+class OPUSpawnerMixin(LoggingConfigurable):
+    devices = List(
+        Unicode(),
+        config=True,
+        help="""Host device nodes of the OPUs that users can lease, in the order they are handed
+        out. Default: every node matching `device_glob` when the hub starts. An empty list means
+        the hub offers the simulator only.""",
+    )
+    device_glob = Unicode(
+        "/dev/opu*", config=True, help="Pattern used to auto-detect OPU device nodes."
+    )
+
+    @default("devices")
+    def _detect_devices(self):
+        return sorted(glob.glob(self.device_glob))
+
+    lease_db = Unicode(
+        "opu_leases.sqlite",
+        config=True,
+        help="""SQLite file holding leases, usage history and refused claims. Shared with the
+        opu-lease service, so both must point at the same file.""",
+    )
+    lease_max_duration = Float(
+        4 * 3600.0,
+        config=True,
+        help="""Longest a lease may last, in seconds (0 = until the server stops). When it
+        is over, the lease service stops the server (files persist) after a warning.""",
+    )
+    lease_warning = Float(
+        300.0, config=True, help="Seconds before the end of a lease at which the holder is warned."
+    )
+    lease_quota = Float(
+        0.0,
+        config=True,
+        help="OPU seconds each user may hold a device per `lease_quota_period` (0 = unlimited).",
+    )
+    lease_quota_period = Float(
+        24 * 3600.0,
+        config=True,
+        help="Length of a quota period in seconds, aligned to the epoch (86400 = a UTC day).",
+    )
+    lease_timezone = Unicode(
+        "",
+        config=True,
+        help="Time zone for times shown to users ('busy until 14:30'); '' = the hub's local zone.",
+    )
+    default_n_components = Integer(
+        10000,
+        config=True,
+        help="Default n_components of the preloaded `opu` (env OPU_N_COMPONENTS).",
+    )
+
+    @validate("lease_max_duration", "lease_warning", "lease_quota")
+    def _non_negative(self, proposal):
+        if proposal.value < 0:
+            raise ValueError(f"{proposal.trait.name} must be >= 0 seconds, got {proposal.value}")
+        return proposal.value
+
+    @validate("lease_quota_period")
+    def _positive_period(self, proposal):
+        if proposal.value <= 0:
+            raise ValueError(f"lease_quota_period must be > 0 seconds, got {proposal.value}")
+        return proposal.value
+
+    @validate("default_n_components")
+    def _positive_components(self, proposal):
+        if proposal.value <= 0:
+            raise ValueError(f"default_n_components must be > 0, got {proposal.value}")
+        return proposal.value
+
+    # --- derived -------------------------------------------------------------------------------
+
+    @property
+    def lease_policy(self) -> LeasePolicy:
+        return LeasePolicy(
+            max_duration=self.lease_max_duration,
+            warning=self.lease_warning,
+            quota=self.lease_quota,
+            quota_period=self.lease_quota_period,
+        )
+
+    @property
+    def lease_store(self) -> LeaseStore:
+        return LeaseStore(self.lease_db)
+
+    @property
+    def opu_lease(self) -> Lease | None:
+        """The lease this server holds right now (the store is the source of truth)."""
+        return self.lease_store.lease_for(self.user.name, self.name or "")
+
+    # --- the spawn form ------------------------------------------------------------------------
+
+    @default("options_form")
+    def _default_options_form(self):
+        if not self.devices:
+            return ""  # simulator only: no choice to make, no form
+
+        def render(spawner):
+            leases = spawner.lease_store.active()
+            tz = hub_timezone(spawner.lease_timezone)
+            lines = device_status_lines(spawner.devices, leases, tz, time.time())
+            max_minutes = spawner.lease_max_duration / 60 if spawner.lease_max_duration else None
+            return options_form_html(lines, max_minutes)
+
+        return render
+
+    def options_from_form(self, formdata):
+        return options_from_form(formdata)
+
+    # --- start / stop --------------------------------------------------------------------------
+
+    def spawn_choice(self) -> SpawnChoice:
+        try:
+            return parse_user_options(self.user_options, hardware_available=bool(self.devices))
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from None
+
+    def claim_device(self, choice: SpawnChoice) -> Lease | None:
+        if not choice.wants_device:
+            return None
+        decision = self.lease_store.claim(
+            self.user.name,
+            self.name or "",
+            self.devices,
+            self.lease_policy,
+            requested_duration=choice.lease_seconds,
+            tz=hub_timezone(self.lease_timezone),
+        )
+        if not isinstance(decision, Grant):
+            self.log.info("OPU lease refused for %s (%s): %s", self._log_name, decision.reason,
+                          decision.message)
+            # 409 Conflict: the request is fine, the device is not available right now
+            raise web.HTTPError(409, decision.message)
+        lease = self.opu_lease
+        self.log.info("OPU lease: %s holds %s until %s", self._log_name, decision.device,
+                      "its server stops" if decision.expires_at is None else decision.expires_at)
+        return lease
+
+    def kernel_device(self, lease: Lease) -> str:
+        """The device path as the kernel sees it; the Docker spawner maps it into the container."""
+        return lease.device
+
+    def prepare_profile(self, choice: SpawnChoice, lease: Lease | None) -> None:
+        """Hook for subclasses (pick the image, the devices to pass, ...)."""
+
+    async def start(self):
+        choice = self.spawn_choice()
+        lease = self.claim_device(choice)
+        self._opu_choice = choice
+        self._opu_kernel_env = kernel_env(
+            choice,
+            self.default_n_components,
+            self.kernel_device(lease) if lease else None,
+            lease,
+        )
+        try:
+            self.prepare_profile(choice, lease)
+            return await super().start()
+        except BaseException:
+            if lease is not None:
+                self.lease_store.release(self.user.name, self.name or "", ENDED_SPAWN_FAILED)
+            raise
+
+    def get_env(self):
+        env = super().get_env()
+        env.update(getattr(self, "_opu_kernel_env", None) or {})
+        return env
+
+    def run_post_stop_hook(self):
+        ended = self.lease_store.release(self.user.name, self.name or "", ENDED_STOPPED)
+        if ended is not None:
+            self.log.info("OPU lease on %s released: %s stopped after %.0fs", ended.device,
+                          self._log_name, ended.seconds_used(time.time()))
+        return super().run_post_stop_hook()

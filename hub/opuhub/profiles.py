@@ -1,0 +1,135 @@
+"""Spawn profiles ("Simulator", "OPU hardware"), the spawn options form, and the kernel's env.
+
+Pure functions: they turn what a user asked for (form fields or the JSON body of
+``POST /hub/api/users/NAME/server``) into a validated :class:`SpawnChoice`, and a choice plus
+a lease into the environment the OPU kernel reads. Bad input raises ``ValueError`` with a
+message meant for the user; the spawner turns it into an HTTP 400.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from datetime import tzinfo
+
+from .lease import Lease, format_clock, lease_env
+
+SIMULATOR = "simulator"
+HARDWARE = "hardware"
+PROFILES = {SIMULATOR: "Simulator", HARDWARE: "OPU hardware"}
+OPTION_KEYS = ("profile", "lease_minutes")
+MAX_LEASE_MINUTES = 7 * 24 * 60
+
+
+@dataclass(frozen=True)
+class SpawnChoice:
+    profile: str = SIMULATOR
+    lease_seconds: float | None = None  # asked-for lease length; the policy may shorten it
+
+    @property
+    def wants_device(self) -> bool:
+        return self.profile == HARDWARE
+
+
+def parse_profile(value) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"profile must be a string, one of {', '.join(PROFILES)}; got {value!r}")
+    wanted = value.strip().lower()
+    for key, label in PROFILES.items():
+        if wanted in (key, label.lower()):
+            return key
+    raise ValueError(f"unknown profile {value!r}; choose one of: {', '.join(PROFILES)}")
+
+
+def parse_user_options(options: dict | None, hardware_available: bool) -> SpawnChoice:
+    """Validate spawn options; unknown keys are refused (no user-chosen images or commands)."""
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(OPTION_KEYS))
+    if unknown:
+        raise ValueError(
+            f"unknown spawn option(s): {', '.join(unknown)}; allowed: {', '.join(OPTION_KEYS)}"
+        )
+    profile = parse_profile(options.get("profile", SIMULATOR))
+    if profile == HARDWARE and not hardware_available:
+        raise ValueError(
+            "this hub has no OPU device configured; start the 'Simulator' profile instead"
+        )
+    lease_seconds = None
+    minutes = options.get("lease_minutes")
+    if minutes not in (None, ""):
+        try:
+            minutes = float(minutes)
+        except (TypeError, ValueError):
+            raise ValueError(f"lease_minutes must be a number, got {minutes!r}") from None
+        if not 0 < minutes <= MAX_LEASE_MINUTES:
+            raise ValueError(f"lease_minutes must be in (0, {MAX_LEASE_MINUTES}], got {minutes}")
+        if profile != HARDWARE:
+            raise ValueError("lease_minutes only applies to the 'OPU hardware' profile")
+        lease_seconds = minutes * 60
+    return SpawnChoice(profile, lease_seconds)
+
+
+def options_from_form(formdata: dict[str, list[str]]) -> dict:
+    """Form fields (lists of strings, as tornado gives them) → user_options."""
+    options = {"profile": (formdata.get("profile") or [SIMULATOR])[0]}
+    minutes = (formdata.get("lease_minutes") or [""])[0].strip()
+    if minutes and options["profile"] == HARDWARE:
+        options["lease_minutes"] = minutes
+    return options
+
+
+def device_status_lines(
+    devices: list[str], leases: list[Lease], tz: tzinfo | None, now: float
+) -> list[str]:
+    by_device = {lease.device: lease for lease in leases}
+    lines = []
+    for device in devices:
+        lease = by_device.get(device)
+        if lease is None:
+            lines.append(f"{device}: free")
+        elif lease.expires_at is None:
+            lines.append(f"{device}: held by {lease.username}")
+        else:
+            until = format_clock(lease.expires_at, tz, now)
+            lines.append(f"{device}: held by {lease.username} until {until}")
+    return lines
+
+
+def options_form_html(status_lines: list[str], max_minutes: float | None) -> str:
+    """The spawn page: pick a profile; the hardware profile shows who holds each device."""
+    status = "".join(f"<li>{html.escape(line)}</li>" for line in status_lines)
+    limit = f" (at most {max_minutes:g})" if max_minutes else ""
+    return f"""
+<fieldset>
+  <legend>Where should <code>opu.transform</code> run?</legend>
+  <label><input type="radio" name="profile" value="{SIMULATOR}" checked>
+    <b>Simulator</b> &mdash; always available, exact results, runs on CPU</label><br>
+  <label><input type="radio" name="profile" value="{HARDWARE}">
+    <b>OPU hardware</b> &mdash; exclusive lease on a device</label>
+  <ul>{status}</ul>
+  <label>Lease length in minutes{limit}:
+    <input type="number" name="lease_minutes" min="1" step="1" placeholder="maximum"></label>
+</fieldset>
+"""
+
+
+def kernel_env(
+    choice: SpawnChoice, n_components: int, kernel_device: str | None, lease: Lease | None
+) -> dict[str, str]:
+    """Environment for the single-user server and its OPU kernel.
+
+    OPU_PROFILE        "simulator" or "hardware"
+    OPU_BACKEND        "simulator" or "hardware" (what ``OPU()`` uses by default)
+    OPU_N_COMPONENTS   default n_components for the preloaded ``opu``
+    OPU_DEVICE         device node as the kernel sees it (hardware only)
+    OPU_LEASE_*        see :func:`opuhub.lease.lease_env`
+    """
+    env = {
+        "OPU_PROFILE": choice.profile,
+        "OPU_BACKEND": HARDWARE if lease is not None else SIMULATOR,
+        "OPU_N_COMPONENTS": str(int(n_components)),
+    }
+    if lease is not None and kernel_device:
+        env["OPU_DEVICE"] = kernel_device
+    env.update(lease_env(lease))
+    return env

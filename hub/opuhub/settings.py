@@ -1,0 +1,166 @@
+"""Platform settings from ``OPUHUB_*`` environment variables, validated with clear errors.
+
+``jupyterhub_config.py`` stays thin: it calls :func:`settings_from_env` and
+:func:`opuhub.hubconfig.configure`. Every setting has a production default; tests and small
+deployments override them through the environment. Anything finer-grained is plain traitlets
+config (``c.OPUSpawnerMixin.*``, ``c.OPUDockerSpawner.*``) after the ``configure`` call.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlparse
+
+
+class SettingsError(ValueError):
+    """A bad OPUHUB_* value; the message names the variable."""
+
+
+SPAWNERS = ("auto", "docker", "local")
+AUTHENTICATORS = ("shared", "native")
+
+
+@dataclass
+class Settings:
+    state_dir: Path = Path("state")
+    bind_url: str = "http://127.0.0.1:8000"
+    hub_bind_url: str = ""  # "" → http://127.0.0.1:8081, or the Docker network's gateway
+    proxy_api_port: int = 8001
+    lease_service_port: int = 10101
+    spawner: str = "auto"
+    authenticator: str = "shared"
+    admins: list[str] = field(default_factory=list)
+    allow_all: bool = False
+    user_password: str = ""  # "" → generated into state/workshop-password
+    devices: list[str] | None = None  # None → every /dev/opu*
+    lease_max_seconds: float = 4 * 3600.0
+    lease_warning_seconds: float = 300.0
+    quota_seconds: float = 0.0
+    quota_period_seconds: float = 24 * 3600.0
+    lease_check_interval: float = 15.0
+    lease_grace_seconds: float = 30.0  # a lease younger than this is never called orphaned
+    timezone: str = ""  # "" → the hub machine's local zone
+    cull_idle_seconds: float = 3600.0  # 0 disables jupyterhub-idle-culler
+    cull_every_seconds: float = 300.0
+    kernel_cull_idle_seconds: float = 1800.0  # 0 disables server-side kernel culling
+    last_activity_interval: float = 300.0
+    poll_interval: float = 30.0
+    concurrent_spawn_limit: int = 20
+    start_timeout: float = 120.0
+    http_timeout: float = 90.0
+    n_components: int = 10000
+    image: str = "opuhub-notebook:latest"
+    hardware_image: str = ""  # "" → same as image
+    docker_network: str = "opuhub"  # "host" → host networking with a free port per spawn
+    mem_limit: str = "2G"
+    cpu_limit: float = 2.0
+    pids_limit: int = 512
+    metrics_public: bool = False
+    log_level: str = "INFO"
+
+    @property
+    def hub_port(self) -> int:
+        return urlparse(self.hub_bind_url or "http://127.0.0.1:8081").port or 8081
+
+
+def _env_name(name: str) -> str:
+    return "OPUHUB_" + name.upper()
+
+
+def _parse(name: str, kind, raw: str):
+    var = _env_name(name)
+    raw = raw.strip()
+    if kind is bool:
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise SettingsError(f"{var} must be true or false, got {raw!r}")
+    if kind is int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{var} must be an integer, got {raw!r}") from None
+        if value < 0:
+            raise SettingsError(f"{var} must be >= 0, got {value}")
+        return value
+    if kind is float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{var} must be a number of seconds, got {raw!r}") from None
+        if math.isnan(value) or value < 0:
+            raise SettingsError(f"{var} must be >= 0, got {raw!r}")
+        return value
+    if kind is list:
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    if kind is Path:
+        return Path(raw).expanduser()
+    return raw
+
+
+_KINDS = {
+    "state_dir": Path,
+    "admins": list,
+    "devices": list,
+    "allow_all": bool,
+    "metrics_public": bool,
+}
+
+
+def settings_from_env(environ=None) -> Settings:
+    environ = os.environ if environ is None else environ
+    values = {}
+    for f in fields(Settings):
+        var = _env_name(f.name)
+        if var not in environ:
+            continue
+        kind = _KINDS.get(f.name) or {"int": int, "float": float}.get(f.type, str)
+        values[f.name] = _parse(f.name, kind, environ[var])
+    settings = Settings(**values)
+    validate(settings)
+    settings.state_dir = settings.state_dir.resolve()
+    return settings
+
+
+def validate(s: Settings) -> None:
+    if s.spawner not in SPAWNERS:
+        raise SettingsError(f"OPUHUB_SPAWNER must be one of {', '.join(SPAWNERS)}, got {s.spawner!r}")
+    if s.authenticator not in AUTHENTICATORS:
+        raise SettingsError(
+            f"OPUHUB_AUTHENTICATOR must be one of {', '.join(AUTHENTICATORS)}, got {s.authenticator!r}"
+        )
+    for name in ("bind_url", "hub_bind_url"):
+        url = getattr(s, name)
+        if url and (urlparse(url).scheme not in ("http", "https") or not urlparse(url).port):
+            raise SettingsError(f"{_env_name(name)} must look like http://HOST:PORT, got {url!r}")
+    for name in ("proxy_api_port", "lease_service_port"):
+        if not 0 < getattr(s, name) < 65536:
+            raise SettingsError(f"{_env_name(name)} must be a TCP port, got {getattr(s, name)}")
+    if s.quota_period_seconds <= 0:
+        raise SettingsError("OPUHUB_QUOTA_PERIOD_SECONDS must be > 0")
+    if s.lease_check_interval <= 0:
+        raise SettingsError("OPUHUB_LEASE_CHECK_INTERVAL must be > 0")
+    if s.n_components <= 0:
+        raise SettingsError("OPUHUB_N_COMPONENTS must be > 0")
+    if s.user_password and len(s.user_password) < 8:
+        raise SettingsError("OPUHUB_USER_PASSWORD must be at least 8 characters")
+    if s.timezone:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(s.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"OPUHUB_TIMEZONE: unknown time zone {s.timezone!r}") from None
+
+
+def hub_timezone(name: str):
+    """The zone used in messages such as "busy until 14:30"."""
+    if name:
+        from zoneinfo import ZoneInfo
+
+        return ZoneInfo(name)
+    return None  # datetime uses the machine's local zone

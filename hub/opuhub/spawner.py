@@ -1,0 +1,173 @@
+"""The production spawner: one Docker container per user, with the OPU lease.
+
+On top of DockerSpawner:
+- the image comes from the profile ("Simulator" / "OPU hardware"), never from the user;
+- the lease holder's container, and only it, gets the device (``extra_host_config`` callable);
+- non-root (uid 1000), all capabilities dropped, no-new-privileges, pids/memory/CPU limits,
+  no Docker socket;
+- a named volume per user on /home/jovyan with ``remove=True``;
+- ``network_name = "host"`` works: a free port per spawn and ``get_ip_and_port`` overridden
+  (DockerSpawner's host mode binds every user to 8888).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from dockerspawner import DockerSpawner
+from traitlets import Dict, Integer, Unicode, default, validate
+
+from . import container_spec
+from .lease import Lease
+from .lease_spawner import OPUSpawnerMixin
+from .profiles import HARDWARE, SIMULATOR, SpawnChoice
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
+    images = Dict(
+        {SIMULATOR: "opuhub-notebook:latest", HARDWARE: "opuhub-notebook:latest"},
+        config=True,
+        help="""Image per profile ('simulator', 'hardware'). Users pick a profile, never an
+        image; both may be the same image (the profile only changes env and devices).""",
+    )
+    container_device = Unicode(
+        container_spec.CONTAINER_DEVICE,
+        config=True,
+        help="Path of the leased device inside the container (env OPU_DEVICE).",
+    )
+    device_gid = Integer(
+        -1,
+        config=True,
+        help="Group added to the holder's container so uid 1000 may open the device; "
+        "-1 = the group owning the host's device node.",
+    )
+    pids_limit = Integer(512, config=True, help="Maximum number of processes per container.")
+    container_uid = Integer(1000, config=True, help="uid:gid the single-user server runs as.")
+    container_gid = Integer(1000, config=True, help="gid of the single-user server.")
+
+    @validate("images")
+    def _check_images(self, proposal):
+        images = proposal.value
+        missing = {SIMULATOR, HARDWARE} - set(images)
+        if missing:
+            raise ValueError(f"OPUDockerSpawner.images needs an image for: {', '.join(sorted(missing))}")
+        return images
+
+    @validate("volumes")
+    def _no_docker_socket(self, proposal):
+        return container_spec.check_volumes(proposal.value)
+
+    @validate("container_uid")
+    def _not_root(self, proposal):
+        if proposal.value == 0:
+            raise ValueError("container_uid must not be 0: user containers never run as root")
+        return proposal.value
+
+    @default("allowed_images")
+    def _allowed_images_default(self):
+        # DockerSpawner's own check stays armed: only our images, chosen by profile
+        return {image: image for image in self.images.values()}
+
+    @default("remove")
+    def _remove_default(self):
+        return True
+
+    @default("volumes")
+    def _volumes_default(self):
+        return container_spec.home_volume()
+
+    @default("notebook_dir")
+    def _notebook_dir_default(self):
+        return container_spec.HOME
+
+    @default("cmd")
+    def _cmd_default(self):
+        return container_spec.singleuser_command()
+
+    @default("pull_policy")
+    def _pull_policy_default(self):
+        # images are built on the host; a pull would block every spawn (one Docker thread)
+        return "never"
+
+    @default("network_name")
+    def _network_default(self):
+        return "opuhub"
+
+    @default("use_internal_ip")
+    def _use_internal_ip_default(self):
+        # host mode: no port bindings (docker-py refuses them with network_mode=host)
+        return True
+
+    @default("mem_limit")
+    def _mem_default(self):
+        return "2G"
+
+    @default("cpu_limit")
+    def _cpu_default(self):
+        return 2.0
+
+    @default("extra_create_kwargs")
+    def _create_kwargs_default(self):
+        return container_spec.create_kwargs(self.container_uid, self.container_gid)
+
+    @default("extra_host_config")
+    def _host_config_default(self):
+        # a callable, evaluated per spawn: only the lease holder's container gets the device
+        return lambda spawner: spawner.opu_host_config()
+
+    @property
+    def host_network(self) -> bool:
+        return self.network_name == "host"
+
+    def opu_host_config(self) -> dict:
+        lease = getattr(self, "_opu_spawn_lease", None)
+        gid = None
+        if lease is not None:
+            gid = self.device_gid if self.device_gid >= 0 else _node_gid(lease.device)
+        return container_spec.host_config(
+            self.pids_limit,
+            device=lease.device if lease else None,
+            container_device=self.container_device,
+            device_gid=gid,
+        )
+
+    def kernel_device(self, lease: Lease) -> str:
+        return self.container_device
+
+    def prepare_profile(self, choice: SpawnChoice, lease: Lease | None) -> None:
+        self._opu_spawn_lease = lease
+        self.image = self.images[choice.profile]
+        if self.host_network:
+            # every container shares the host's ports: pick a free one per spawn
+            self.ip = "127.0.0.1"
+            self.port = free_port()
+
+    async def get_ip_and_port(self):
+        if self.host_network:
+            return "127.0.0.1", self.port
+        return await super().get_ip_and_port()
+
+    def get_state(self):
+        state = super().get_state()
+        if self.host_network and self.port:
+            state["opu_port"] = self.port  # the port is per spawn: remember it across restarts
+        return state
+
+    def load_state(self, state):
+        super().load_state(state)
+        if state.get("opu_port"):
+            self.port = state["opu_port"]
+
+
+def _node_gid(path: str) -> int | None:
+    try:
+        return os.stat(path).st_gid
+    except OSError:
+        return None

@@ -1,0 +1,56 @@
+"""The real hub with the local-process spawner: spawn, run code through the proxy, isolation."""
+
+import pytest
+from conftest import opu_kernel_available
+
+pytestmark = pytest.mark.slow
+
+
+def test_spawn_and_execute_in_the_users_kernel(hub):
+    hub.create_users("alice")
+    assert hub.spawn("alice").status_code in (201, 202)
+    token = hub.user_token("alice")
+    code = (
+        "import numpy as np, os\n"
+        "x = (np.arange(64) % 3 == 0).astype('uint8')\n"
+        "opu.fit1d(n_features=64)\n"
+        "y = opu.transform(x)\n"
+        "print(y.shape, round(float(np.asarray(y, dtype='float64').sum()), 3), os.environ['OPU_BACKEND'])"
+    )
+    kernel = "opu" if opu_kernel_available() else "python3"
+    if kernel == "python3":
+        code = (
+            "from opu_kernel import OPU\n"
+            "opu = OPU(n_components=int(__import__('os').environ['OPU_N_COMPONENTS']), backend='simulator')\n"
+            + code
+        )
+    out = hub.execute("alice", token, code, kernel=kernel)
+    assert out["error"] is None, out
+    shape, total, backend = out["stdout"].rsplit(" ", 2)
+    assert shape == "(100,)" and backend.strip() == "simulator"
+
+    # the same simulated OPU computed here gives the same numbers
+    import numpy as np
+
+    from opu_kernel import OPU
+
+    local = OPU(n_components=100, backend="simulator")
+    local.fit1d(n_features=64)
+    expected = np.asarray(local.transform((np.arange(64) % 3 == 0).astype("uint8")), dtype="float64").sum()
+    assert float(total) == pytest.approx(round(float(expected), 3), rel=1e-5)
+
+
+def test_user_cannot_reach_another_users_server(hub):
+    hub.create_users("bob", "mallory")
+    hub.spawn("bob")
+    mallory = hub.user_token("mallory")
+    for method in ("GET", "POST"):
+        resp = __import__("requests").request(
+            method, f"{hub.url}/user/bob/api/kernels", headers={"Authorization": f"token {mallory}"},
+            json={} if method == "POST" else None, allow_redirects=False, timeout=30,
+        )
+        assert resp.status_code in (302, 403, 404), (method, resp.status_code, resp.text[:200])
+        assert resp.status_code != 200
+    # bob's own token works
+    bob = hub.user_token("bob")
+    assert hub.get("/user/bob/api/kernels", bob).status_code == 200
