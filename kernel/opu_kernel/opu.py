@@ -67,6 +67,8 @@ class OPU:
         self._fit_override: dict = {}
         self._ones_fraction: float | None = None
         self._configured = False
+        #: Context of the last acquisition (None before the first transform).
+        self.last_context: Context | None = None
 
         if isinstance(opu_device, backends.Backend):
             if simulated and not isinstance(opu_device, SimulatorBackend):
@@ -223,14 +225,23 @@ class OPU:
         prepared = prepare(X_encoded, self._traits, self.max_n_features)
         self._configure()
         start = now()
-        with self._progress(prepared.rows.shape[0]) as advance:
-            acquisition = self.device.transform(prepared.rows, linear=linear, progress=advance)
+        try:
+            with self._progress(prepared.rows.shape[0]) as advance:
+                acquisition = self.device.transform(prepared.rows, linear=linear,
+                                                    progress=advance)
+        except KeyboardInterrupt:
+            # An acquisition cut short leaves the device in an unknown state: release it, so
+            # that the next use starts clean and other users are not blocked meanwhile.
+            if not self.simulated:
+                self.close()
+            raise
         end = now()
         if not linear and acquisition.output.dtype == np.uint8:
             advice = cameras.exposure_advice(acquisition.output, acquisition.saturated)
             if advice:
                 warnings.warn(advice, UserWarning, stacklevel=3)
         context = self._context(prepared, acquisition, start, end, linear)
+        self.last_context = context
         output = ContextArray(acquisition.output.reshape(prepared.batch_shape
                                                          + (self.n_components,)), context)
         decoder = make_decoder(decoder_cls, encoder)

@@ -126,6 +126,15 @@ class HardwareBackend(Backend):
         return self._opu is not None
 
     def configure(self, n_features, n_components, ones_fraction=None, **override):
+        input_size = int(np.prod(self._opu.input_shape))
+        output_size = int(np.prod(self._opu.output_shape_max))
+        if n_features > input_size:
+            raise ValueError(f"{n_features} features do not fit the device's {input_size} "
+                             "input pixels; reduce n_features (e.g. with fewer encoder bits)")
+        if n_components > output_size:
+            raise ValueError(f"n_components={n_components} exceeds the device's "
+                             f"{output_size} output pixels; set opu.n_components <= "
+                             f"{output_size}")
         self._shape = (int(n_features), int(n_components))
         self._override = dict(override)
 
@@ -139,9 +148,6 @@ class HardwareBackend(Backend):
             opu.exposure_us = self._override["exposure_us"]
         n_features, n_components = self._shape
         input_size = int(np.prod(opu.input_shape))
-        if n_features > input_size:
-            raise ValueError(f"{n_features} features do not fit the device's {input_size} "
-                             "input pixels")
         # Lined layout: the features occupy the first pixels of the input device.
         frames = np.zeros((X.shape[0], input_size), dtype=np.uint8)
         frames[:, :n_features] = X

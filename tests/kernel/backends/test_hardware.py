@@ -132,3 +132,16 @@ def test_pickled_hardware_opu_reacquires_its_device(stand_in_opu):
     restored = pickle.loads(blob)
     assert restored.backend == "hardware" and restored.is_open and restored.n_features == 8
     restored.close()
+
+
+def test_shapes_beyond_the_device_are_refused_clearly(stand_in_opu):
+    with OPU(n_components=20_000, max_n_features=2000, backend="hardware") as opu:
+        opu.fit1d(n_features=8)
+        with pytest.raises(ValueError, match="exceeds the device's 16384 output pixels"):
+            opu.transform(np.ones(8))
+        opu.n_components = 100
+        opu.fit1d(n_features=1500)
+        with pytest.raises(ValueError, match="1500 features do not fit the device's 1024"):
+            opu.transform(np.ones(1500))
+        opu.fit1d(n_features=8)
+        assert opu.transform(np.ones(8)).shape == (100,)

@@ -5,9 +5,11 @@ import os
 import time
 
 import numpy as np
+
 from opu_kernel.backends.simulator import SimulatorBackend
 
 INPUT_SHAPE = (16, 64)  # a small input device: 1024 pixels
+OUTPUT_SHAPE_MAX = (64, 256)  # and a small camera: 16384 pixels
 
 
 def log_event(event: str, **details) -> None:
@@ -25,6 +27,7 @@ class OpuDevice:
         self.exposure_us = exposure_us
         self.name = name
         self.input_shape = INPUT_SHAPE
+        self.output_shape_max = OUTPUT_SHAPE_MAX
         self.active = False
         self._simulator = SimulatorBackend(seed=42, camera="8bit")
         log_event("init", name=name, exposure_us=exposure_us)
@@ -42,6 +45,9 @@ class OpuDevice:
         frames = np.asarray(frames)
         assert frames.dtype == np.uint8 and frames.shape[1] == np.prod(self.input_shape)
         log_event("transform1", shape=list(frames.shape), ones=int(frames.sum()))
-        self._simulator.configure(frames.shape[1], 4096, float(frames.mean()))
-        self._simulator.open()
+        # A slow acquisition, for tests that interrupt one.
+        time.sleep(float(os.environ.get("FAKE_LIGHTONOPU_TRANSFORM_SECONDS", "0")))
+        if not self._simulator.is_open:
+            self._simulator.configure(frames.shape[1], int(np.prod(OUTPUT_SHAPE_MAX)), 0.05)
+            self._simulator.open()
         return self._simulator.transform(frames, linear=False).output

@@ -1,0 +1,71 @@
+"""The IPython extension behind the "Python 3 (OPU)" kernel.
+
+Loaded by the kernelspec's ``--ext opu_kernel`` (or ``%load_ext opu_kernel``), it puts a lazy
+``opu`` and the ``OPU`` class in the user namespace, registers ``%opu``, makes LightOn's
+``lightonml`` imports resolve to opu_kernel, and closes the device when the kernel exits.
+A failure here prints a clear message and leaves an ordinary, working kernel.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import sys
+
+from .proxy import LazyOPU
+
+_state: dict = {}
+
+
+def load(ipython) -> None:
+    try:
+        _load(ipython)
+    except Exception as exc:  # noqa: BLE001 - the kernel must start whatever happens here
+        print(f"opu_kernel: the OPU extension could not load ({type(exc).__name__}: {exc}). "
+              "This kernel works as plain Python; `from opu_kernel import OPU` may still "
+              "work.", file=sys.stderr)
+
+
+def _load(ipython) -> None:
+    from .magics import OPUMagics
+
+    proxy = _state.get("proxy") or LazyOPU()
+    _state["proxy"] = proxy
+    namespace = {"opu": proxy, "OPU": _opu_class()}
+    ipython.push(namespace)
+    ipython.register_magics(OPUMagics(ipython, proxy))
+    if not _state.get("atexit"):
+        atexit.register(close_device)
+        _state["atexit"] = True
+    if importlib.util.find_spec("lightonml") is None or _lightonml_is_ours():
+        from .compat import install_as_lightonml
+
+        install_as_lightonml()
+
+
+def _opu_class():
+    from .opu import OPU
+
+    return OPU
+
+
+def _lightonml_is_ours() -> bool:
+    from .compat import installed
+
+    return installed()
+
+
+def close_device() -> None:
+    """Release the device at kernel shutdown or restart, so another user can take it."""
+    proxy = _state.get("proxy")
+    if proxy is not None:
+        try:
+            proxy.close()
+        except Exception as exc:  # noqa: BLE001 - shutting down: report, don't raise
+            print(f"opu_kernel: closing the OPU failed: {exc}", file=sys.stderr)
+
+
+def unload(ipython) -> None:
+    close_device()
+    for name in ("opu", "OPU"):
+        ipython.user_ns.pop(name, None)

@@ -1,0 +1,62 @@
+"""``%opu``: status and control of the kernel's OPU from a notebook cell."""
+
+from __future__ import annotations
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+
+USAGE = """%opu                     show backend, device, driver, shape, state, lease
+%opu open | close        acquire / release the device (close frees it for others)
+%opu reset               close and forget the OPU; the next use creates it anew
+%opu backend NAME        switch to 'simulator', 'hardware' or 'auto'"""
+
+STATUS_ORDER = ("backend", "device", "device_node", "hardware", "driver_version", "open",
+                "n_components", "max_n_features", "n_features", "camera", "seed",
+                "streaming", "matrix_allocated", "exposure_us", "acquired_at",
+                "last_acquisition", "last_duration_s", "lease")
+
+
+def format_status(info: dict) -> str:
+    keys = [k for k in STATUS_ORDER if k in info] + sorted(set(info) - set(STATUS_ORDER))
+    width = max(len(k) for k in keys)
+    lines = []
+    for key in keys:
+        value = info[key]
+        if isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        lines.append(f"{key:<{width}}  {value}")
+    return "\n".join(lines)
+
+
+@magics_class
+class OPUMagics(Magics):
+    def __init__(self, shell, proxy):
+        super().__init__(shell)
+        self.proxy = proxy
+
+    @line_magic("opu")
+    def opu(self, line: str = ""):
+        """Show or control the kernel's OPU. ``%opu help`` lists the commands."""
+        words = line.split()
+        command = words[0].lower() if words else "status"
+        if command == "status" and len(words) <= 1:
+            print(format_status(self.proxy.status()))
+        elif command == "open" and len(words) == 1:
+            self.proxy.open()
+            print(f"opened: {self.proxy!r}")
+        elif command == "close" and len(words) == 1:
+            self.proxy.close()
+            print("closed: the device is free for others; the next use re-opens it")
+        elif command == "reset" and len(words) == 1:
+            self.proxy.reset()
+            print("reset: the next use creates a new OPU")
+        elif command == "backend" and len(words) == 2:
+            try:
+                self.proxy.use_backend(words[1].lower())
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            print(f"backend set to {words[1].lower()}: {self.proxy!r}")
+        elif command in ("help", "-h", "--help"):
+            print(USAGE)
+        else:
+            raise UsageError(f"%opu {line.strip()!r} is not a command. Usage:\n{USAGE}")
