@@ -16,7 +16,7 @@ from tornado import web
 from traitlets import Float, Integer, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
-from .lease import ENDED_SPAWN_FAILED, ENDED_STOPPED, Grant, Lease, LeasePolicy
+from .lease import ENDED_SPAWN_FAILED, ENDED_STOPPED, Grant, Lease, LeasePolicy, iso_utc
 from .lease_store import LeaseStore
 from .profiles import (
     SpawnChoice,
@@ -163,8 +163,8 @@ class OPUSpawnerMixin(LoggingConfigurable):
             # 409 Conflict: the request is fine, the device is not available right now
             raise web.HTTPError(409, decision.message)
         lease = self.opu_lease
-        self.log.info("OPU lease: %s holds %s until %s", self._log_name, decision.device,
-                      "its server stops" if decision.expires_at is None else decision.expires_at)
+        until = "its server stops" if decision.expires_at is None else iso_utc(decision.expires_at)
+        self.log.info("OPU lease: %s holds %s until %s", self._log_name, decision.device, until)
         return lease
 
     def kernel_device(self, lease: Lease) -> str:

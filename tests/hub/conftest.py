@@ -254,8 +254,9 @@ def proxy_installed():
     return ensure_chp()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def hub(tmp_path_factory):
+    """One hub for the spawn and lease tests (a hub start costs seconds on 2 cores)."""
     hub = Hub(tmp_path_factory.mktemp("hub")).start()
     yield hub
     hub.shutdown()

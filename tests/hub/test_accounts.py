@@ -1,0 +1,53 @@
+"""Bulk workshop accounts through the hub API, and logging in with the shared password."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+import requests
+from conftest import USER_PASSWORD
+
+from opuhub.accounts import workshop_usernames
+
+
+def test_workshop_usernames():
+    assert workshop_usernames("ws-", 3) == ["ws-01", "ws-02", "ws-03"]
+    assert workshop_usernames("t", 2, start=99) == ["t099", "t100"]
+    with pytest.raises(ValueError, match="count"):
+        workshop_usernames("ws-", 0)
+    with pytest.raises(ValueError, match="invalid user name"):
+        workshop_usernames("Bad Name/", 1)
+
+
+def login(hub, username, password) -> requests.Response:
+    session = requests.Session()
+    page = session.get(f"{hub.url}/hub/login", timeout=30)
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    return session.post(
+        f"{hub.url}/hub/login", data={"username": username, "password": password, "_xsrf": xsrf},
+        allow_redirects=False, timeout=30,
+    )
+
+
+def test_bulk_create_and_log_in_with_the_workshop_password(hub):
+    cmd = [sys.executable, "-m", "opuhub.accounts", "create", "--count", "12", "--prefix", "ws-",
+           "--hub-url", hub.url, "--state-dir", str(hub.state)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [f"ws-{i:02d}" for i in range(1, 13)]
+    assert "created 12 account(s)" in result.stderr
+    names = {user["name"] for user in hub.api("GET", "/users").json()}
+    assert {f"ws-{i:02d}" for i in range(1, 13)} <= names
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "12 already existed" in again.stderr
+
+    assert login(hub, "ws-03", USER_PASSWORD).status_code == 302  # logged in
+    assert login(hub, "ws-03", "wrong-password").status_code == 403
+    # only created accounts may log in (allow_existing_users, not allow_all)
+    assert login(hub, "stranger", USER_PASSWORD).status_code == 403
+
+    bad = subprocess.run(cmd[:4] + ["--count", "0", "--hub-url", hub.url], capture_output=True,
+                         text=True, timeout=60)
+    assert bad.returncode == 2 and "count must be between" in bad.stderr
