@@ -33,7 +33,8 @@ def host_config(
     }
     if device:
         config["devices"] = [f"{device}:{container_device}:rwm"]
-        if device_gid is not None:
+        # never the root group: a device owned by root:root needs a udev rule giving it a group
+        if device_gid:
             config["group_add"] = [str(device_gid)]
     return config
 

@@ -1,0 +1,115 @@
+"""The container spec for a user's server, as pure dicts (no Docker engine needed)."""
+
+from types import SimpleNamespace
+
+import pytest
+
+from opuhub import container_spec
+from opuhub.lease import Lease
+from opuhub.profiles import SpawnChoice
+from opuhub.spawner import OPUDockerSpawner
+
+
+def test_every_container_is_locked_down():
+    config = container_spec.host_config(256)
+    assert config == {
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "pids_limit": 256,
+        "privileged": False,
+    }
+    assert "devices" not in config
+
+
+def test_only_the_holder_gets_the_device_and_its_group():
+    config = container_spec.host_config(256, device="/dev/opu1", device_gid=44)
+    assert config["devices"] == ["/dev/opu1:/dev/opu0:rwm"]
+    assert config["group_add"] == ["44"]
+    assert "group_add" not in container_spec.host_config(1, device="/dev/opu1", device_gid=0)
+    with pytest.raises(ValueError, match="pids_limit"):
+        container_spec.host_config(0)
+
+
+def test_non_root_user_home_volume_and_command():
+    assert container_spec.create_kwargs() == {"user": "1000:1000", "working_dir": "/home/jovyan"}
+    with pytest.raises(ValueError, match="root"):
+        container_spec.create_kwargs(uid=0)
+    assert container_spec.home_volume() == {"opuhub-home-{username}": "/home/jovyan"}
+    assert container_spec.singleuser_command() == ["jupyterhub-singleuser"]
+
+
+@pytest.mark.parametrize(
+    "volumes",
+    [
+        {"/var/run/docker.sock": "/var/run/docker.sock"},
+        {"/run/docker.sock": {"bind": "/x", "mode": "rw"}},
+        {"sock": {"bind": "/var/run/docker.sock", "mode": "ro"}},
+    ],
+)
+def test_the_docker_socket_is_never_mounted(volumes):
+    with pytest.raises(ValueError, match="Docker socket"):
+        container_spec.check_volumes(volumes)
+    with pytest.raises(ValueError, match="Docker socket"):
+        OPUDockerSpawner(volumes=volumes)
+
+
+def spawner(**kw):
+    return OPUDockerSpawner(user=SimpleNamespace(name="alice"), **kw)
+
+
+def test_docker_spawner_defaults():
+    s = spawner()
+    assert s.remove is True
+    assert s.volumes == {"opuhub-home-{username}": "/home/jovyan"}
+    assert s.cmd == ["jupyterhub-singleuser"]
+    assert s.pull_policy == "never"
+    assert s.extra_create_kwargs["user"] == "1000:1000"
+    assert set(s.allowed_images) == set(s.images.values())
+    assert s.mem_limit and s.cpu_limit
+
+
+def test_extra_host_config_passes_the_device_only_with_a_lease(tmp_path):
+    node = tmp_path / "opu0"
+    node.touch()
+    s = spawner()
+    s.prepare_profile(SpawnChoice("simulator"), None)
+    assert "devices" not in s.extra_host_config(s)
+    s.prepare_profile(SpawnChoice("hardware"), Lease(str(node), "alice", "", 0.0))
+    config = s.extra_host_config(s)
+    assert config["devices"] == [f"{node}:/dev/opu0:rwm"]
+    assert s.kernel_device(Lease(str(node), "alice", "", 0.0)) == "/dev/opu0"
+
+
+def test_profile_picks_the_image():
+    s = spawner(images={"simulator": "sim:1", "hardware": "hw:1"})
+    s.prepare_profile(SpawnChoice("hardware"), None)
+    assert s.image == "hw:1"
+    s.prepare_profile(SpawnChoice("simulator"), None)
+    assert s.image == "sim:1"
+    with pytest.raises(ValueError, match="hardware"):
+        spawner(images={"simulator": "sim:1"})
+
+
+async def _ip_and_port(s):
+    return await s.get_ip_and_port()
+
+
+def test_host_network_picks_a_free_port_per_spawn():
+    import asyncio
+
+    s = spawner(network_name="host")
+    s.prepare_profile(SpawnChoice("simulator"), None)
+    first = s.port
+    assert s.ip == "127.0.0.1" and first not in (0, 8888)
+    assert asyncio.run(_ip_and_port(s)) == ("127.0.0.1", first)
+    assert s.get_state()["opu_port"] == first
+    restored = spawner(network_name="host")
+    restored.load_state({"opu_port": first})
+    assert restored.port == first
+    # no port bindings in host mode (docker-py refuses them there)
+    assert s.use_internal_ip is True
+
+
+def test_uid_zero_is_refused():
+    with pytest.raises(ValueError, match="root"):
+        spawner(container_uid=0)
