@@ -32,3 +32,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) state
+
+# Container images (Docker engine needed: scripts/ensure-docker starts one); see images/build.
+.PHONY: images
+images: install
+	images/build
