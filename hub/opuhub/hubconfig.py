@@ -215,7 +215,10 @@ def configure(c, settings: Settings, chp: str | None = None) -> SpawnerChoice:
 
     c.JupyterHub.bind_url = settings.bind_url
     c.JupyterHub.hub_bind_url = hub_bind_url
-    c.JupyterHub.db_url = f"sqlite:///{state / 'jupyterhub.sqlite'}"
+    db_file = state / "jupyterhub.sqlite"
+    if not db_file.exists():  # SQLite would create it world-readable (token hashes, state)
+        os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
+    c.JupyterHub.db_url = f"sqlite:///{db_file}"
     c.JupyterHub.cookie_secret_file = str(state / secrets.COOKIE_SECRET)
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     c.JupyterHub.log_level = settings.log_level
