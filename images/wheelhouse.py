@@ -2,17 +2,20 @@
 
     python images/wheelhouse.py REQUIREMENTS OUT_DIR --python-version X.Y.Z [--local PKG_DIR ...]
 
-1. Downloads every wheel that REQUIREMENTS needs into images/.cache/wheelhouse, for the base
-   image's Python version, with the versions pinned by requirements/constraints.txt (and
+1. Downloads (or builds, for sdist-only packages) every wheel that REQUIREMENTS needs into
+   images/.cache/wheelhouse, with the versions pinned by requirements/constraints.txt (and
    images/constraints-override.txt where the image's Python needs an older release). This runs on the host, where pip already
    works behind the TLS-intercepting proxy; the image builds themselves never touch the network.
 2. Builds a wheel of each local package (kernel/, hub/) from a clean copy of its directory, so the
    working tree gets no build/ or egg-info litter.
-3. Resolves REQUIREMENTS + the local packages against those wheels only (pip's dry run) and
-   refuses any distribution whose version is not pinned in constraints.txt: the image gets the
+3. Resolves REQUIREMENTS + the local packages against those wheels only, for the base image's
+   Python version (pip's dry run), and refuses any distribution whose version is not pinned in constraints.txt: the image gets the
    same package set on every build.
-4. Hard-links exactly the resolved wheels into OUT_DIR (the Dockerfile installs with --no-index)
-   and writes OUT_DIR/../packages.txt (name==version, for the record).
+4. Hard-links exactly the resolved third-party wheels into OUT_DIR and the local wheels into
+   OUT_DIR/../local (separate Docker layers: a change in kernel/ does not reinstall numpy), and
+   writes OUT_DIR/../packages.txt (name==version, for the record).
+   Local wheels are built with a fixed SOURCE_DATE_EPOCH: the same sources give the same bytes,
+   so Docker's layer cache holds across rebuilds.
 """
 
 from __future__ import annotations
@@ -52,9 +55,9 @@ def read_pins(path: Path) -> dict[str, str]:
     return pins
 
 
-def pip(*args: str) -> subprocess.CompletedProcess:
+def pip(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "pip", *args]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if result.returncode != 0:
         noise = "is ignored: it is neither a file nor a directory"
         err = "\n".join(line for line in result.stderr.splitlines() if noise not in line)
@@ -68,7 +71,8 @@ def build_local(pkg_dir: Path, out: Path) -> Path:
         shutil.copytree(pkg_dir, src, ignore=shutil.ignore_patterns(
             "__pycache__", "*.pyc", "*.egg-info", "build", "dist", "node_modules", ".pytest_cache"))
         before = set(out.glob("*.whl"))
-        pip("wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(src))
+        pip("wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(src),
+            env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"})
         new = set(out.glob("*.whl")) - before
     if len(new) != 1:
         sys.exit(f"wheelhouse: building {pkg_dir} gave {sorted(p.name for p in new)}")
@@ -94,15 +98,18 @@ def main() -> None:
     constraints = CACHE / "constraints.txt"
     constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(pins.items()) if n not in EXCLUDED))
 
-    # 1. third-party wheels for the image's Python (already present ones are reused)
-    target = ["--only-binary=:all:", "--python-version", args.python_version]
-    pip("download", "-q", *target, "-d", str(WHEELHOUSE), "--find-links", str(WHEELHOUSE),
+    # 1. third-party wheels (already present ones are reused; the few sdist-only packages are
+    #    built into wheels). Step 3 checks them against the image's Python version.
+    pip("wheel", "-q", "-w", str(WHEELHOUSE), "--find-links", str(WHEELHOUSE),
         "-c", str(constraints), "-r", str(args.requirements))
+    target = ["--only-binary=:all:", "--python-version", args.python_version]
 
     # 2. local packages, fresh each time
-    if args.out.exists():
-        shutil.rmtree(args.out)
-    args.out.mkdir(parents=True)
+    local_out = args.out.parent / "local"
+    for d in (args.out, local_out):
+        if d.exists():
+            shutil.rmtree(d)
+        d.mkdir(parents=True)
     local_dir = Path(tempfile.mkdtemp(prefix="opuhub-local-wheels-"))
     try:
         local = [build_local(pkg.resolve(), local_dir) for pkg in args.local]
@@ -131,8 +138,8 @@ def main() -> None:
                      + "\n  ".join(unpinned))
 
         # 4. exactly these wheels into the build context
-        for _, _, path in resolved:
-            target = args.out / path.name
+        for name, _, path in resolved:
+            target = (local_out if name in local_names else args.out) / path.name
             try:
                 os.link(path, target)
             except OSError:

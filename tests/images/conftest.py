@@ -1,0 +1,171 @@
+"""Fixtures for the image tests: a Docker client, the images (built by images/build when needed)
+and containers started per test, removed after it, with their logs printed when the test fails.
+
+Traffic goes only to containers these fixtures create (their address on Docker's bridge).
+
+Environment:
+  OPUHUB_REQUIRE_DOCKER=1      no Docker engine is a failure, not a skip (CI sets it)
+  OPUHUB_TEST_BUILD=always     run images/build before the tests (default: Docker's layer cache
+                               makes it quick when nothing changed, and the tests always see the
+                               current code); "missing": only build absent images; "never"
+  OPUHUB_SINGLEUSER_IMAGE, OPUHUB_HUB_IMAGE   the images under test (default opuhub/*:latest)
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+SINGLEUSER_IMAGE = os.environ.get("OPUHUB_SINGLEUSER_IMAGE", "opuhub/singleuser:latest")
+HUB_IMAGE = os.environ.get("OPUHUB_HUB_IMAGE", "opuhub/hub:latest")
+LABEL = "opuhub.test"  # every container, volume and network the tests create carries it
+NB_UID = 1000
+
+# What the hub's spawner applies to every user container (hub/opuhub/container_spec.py):
+# the image must work under it.
+HARDENED = {
+    "user": f"{NB_UID}:{NB_UID}",
+    "cap_drop": ["ALL"],
+    "security_opt": ["no-new-privileges"],
+    "pids_limit": 512,
+}
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # lets fixtures see whether the test failed (to dump container logs)
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, "rep_" + report.when, report)
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    docker = pytest.importorskip("docker")
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as e:
+        message = f"no Docker engine reachable ({type(e).__name__}: {e}); run scripts/ensure-docker"
+        if os.environ.get("OPUHUB_REQUIRE_DOCKER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    yield client
+    # leftovers of interrupted tests
+    for container in client.containers.list(all=True, filters={"label": LABEL}):
+        container.remove(force=True)
+    client.close()
+
+
+def _image_present(client, image: str) -> bool:
+    import docker
+
+    try:
+        client.images.get(image)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+_built: set[str] = set()
+
+
+def ensure_image(client, which: str, image: str) -> str:
+    mode = os.environ.get("OPUHUB_TEST_BUILD", "always")
+    if which not in _built and (mode == "always" or (mode == "missing" and not _image_present(client, image))):
+        started = time.monotonic()
+        result = subprocess.run([str(REPO / "images" / "build"), which], cwd=REPO,
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.fail(f"images/build {which} failed ({result.returncode}):\n"
+                        f"{result.stdout[-4000:]}\n{result.stderr[-6000:]}")
+        print(f"images/build {which}: {time.monotonic() - started:.0f}s")
+        _built.add(which)
+    if not _image_present(client, image):
+        pytest.fail(f"image {image} is missing (OPUHUB_TEST_BUILD={mode})")
+    return image
+
+
+@pytest.fixture(scope="session")
+def singleuser_image(docker_client) -> str:
+    return ensure_image(docker_client, "singleuser", SINGLEUSER_IMAGE)
+
+
+@pytest.fixture(scope="session")
+def hub_image(docker_client) -> str:
+    return ensure_image(docker_client, "hub", HUB_IMAGE)
+
+
+class Containers:
+    """Starts containers for one test; removes them (and prints their logs on failure) after."""
+
+    def __init__(self, client):
+        self.client = client
+        self.started = []
+
+    def run(self, image: str, command=None, **kwargs):
+        labels = {LABEL: "1", **kwargs.pop("labels", {})}
+        name = kwargs.pop("name", f"opuhub-test-{uuid.uuid4().hex[:10]}")
+        container = self.client.containers.run(image, command, detach=True, labels=labels,
+                                               name=name, **kwargs)
+        self.started.append(container)
+        return container
+
+    def exec(self, container, cmd, user: str | None = None, **kwargs) -> tuple[int, str]:
+        result = container.exec_run(cmd, user=user or "", demux=False, **kwargs)
+        return result.exit_code, result.output.decode(errors="replace")
+
+    def cleanup(self, failed: bool) -> None:
+        for container in self.started:
+            if failed:
+                try:
+                    logs = container.logs(tail=200).decode(errors="replace")
+                    print(f"\n----- logs of {container.name} ({container.image.tags}) -----\n{logs}")
+                except Exception as e:
+                    print(f"(no logs for {container.name}: {e})")
+            try:
+                container.remove(force=True, v=True)
+            except Exception:
+                pass
+
+
+@pytest.fixture
+def containers(docker_client, request):
+    c = Containers(docker_client)
+    yield c
+    report = getattr(request.node, "rep_call", None)
+    c.cleanup(failed=report is None or report.failed)
+
+
+def container_ip(container, network: str | None = None) -> str:
+    container.reload()
+    networks = container.attrs["NetworkSettings"]["Networks"]
+    ip = networks[network]["IPAddress"] if network else next(iter(networks.values()))["IPAddress"]
+    assert ip, f"container {container.name} has no IP address: {networks}"
+    return ip
+
+
+def wait_http(url: str, container, timeout: float = 90, ok=(200,), **kwargs) -> requests.Response:
+    """Poll url until it answers with a status in ok; fail early when the container exits."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        container.reload()
+        if container.status not in ("created", "running"):
+            pytest.fail(f"{container.name} exited ({container.status}) before {url} answered")
+        try:
+            response = requests.get(url, timeout=5, **kwargs)
+            if response.status_code in ok:
+                return response
+            last = f"HTTP {response.status_code}"
+        except requests.RequestException as e:
+            last = f"{type(e).__name__}"
+        time.sleep(0.5)
+    pytest.fail(f"{url} did not answer {ok} within {timeout}s (last: {last})")

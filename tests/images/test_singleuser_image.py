@@ -1,0 +1,154 @@
+"""The single-user image, in the style of jupyter/docker-stacks' image tests: a container per
+test, started with the hardening the hub applies (uid 1000, no capabilities, no-new-privileges,
+pids limit). Covers: non-root user, tini as init, JupyterLab and jupyterhub-singleuser, the "opu"
+kernelspec as default kernel, the curated notebooks shipped and each one executed inside the
+container with the simulator (no network at all)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import shlex
+from pathlib import Path
+
+import pytest
+
+from .conftest import HARDENED, NB_UID, REPO, container_ip, wait_http
+
+pytestmark = pytest.mark.docker
+
+NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+NOTEBOOK_DIR = "/opt/opuhub/notebooks"
+
+
+def run_sleeping(containers, image, **kwargs):
+    """A container that idles under the image's entrypoint (tini), for exec-based checks."""
+    return containers.run(image, ["sleep", "infinity"], **{**HARDENED, **kwargs})
+
+
+def test_image_config_runs_non_root_under_tini(docker_client, singleuser_image):
+    config = docker_client.images.get(singleuser_image).attrs["Config"]
+    assert config["User"] in (f"{NB_UID}:{NB_UID}", str(NB_UID), "jovyan"), config["User"]
+    assert config["Entrypoint"][0].endswith("tini"), config["Entrypoint"]
+    assert config["Cmd"] == ["jupyterhub-singleuser"]
+    assert config["WorkingDir"] == "/home/jovyan"
+
+
+def test_container_user_is_jovyan_uid_1000(containers, singleuser_image):
+    # no user= here: what the image itself defaults to
+    c = containers.run(singleuser_image, ["sleep", "infinity"])
+    code, out = containers.exec(c, ["sh", "-c", 'id -u; id -g; id -un; echo "$HOME"; pwd'])
+    assert code == 0, out
+    assert out.split() == ["1000", "1000", "jovyan", "/home/jovyan", "/home/jovyan"]
+    # the home directory belongs to the user (a fresh named volume copies these permissions)
+    code, out = containers.exec(c, ["stat", "-c", "%u:%g %a", "/home/jovyan"])
+    assert out.split()[0] == "1000:1000", out
+    code, out = containers.exec(c, ["sh", "-c", "touch /home/jovyan/probe && echo ok"])
+    assert out.strip() == "ok", out
+
+
+def test_tini_is_pid_1(containers, singleuser_image):
+    c = run_sleeping(containers, singleuser_image)
+    code, out = containers.exec(c, ["cat", "/proc/1/comm"])
+    assert out.strip() == "tini", out
+
+
+def test_no_root_escalation(containers, singleuser_image):
+    c = run_sleeping(containers, singleuser_image)
+    code, out = containers.exec(c, ["sh", "-c", "grep CapEff /proc/self/status"])
+    assert out.split()[1] == "0000000000000000", out
+    code, out = containers.exec(c, ["sh", "-c", "command -v sudo || echo none"])
+    assert out.strip() == "none", out
+
+
+def test_jupyterlab_and_singleuser_present(containers, singleuser_image):
+    c = run_sleeping(containers, singleuser_image)
+    code, out = containers.exec(c, ["jupyter", "lab", "--version"])
+    assert code == 0 and out.strip() == "4.6.6", out
+    code, out = containers.exec(c, ["jupyterhub-singleuser", "--version"])
+    assert code == 0 and out.strip().startswith("6.1.1"), out
+    code, out = containers.exec(c, ["python", "-c", "import jupyterhub.singleuser, jupyterlab, opu_kernel; print('ok')"])
+    assert code == 0 and out.strip().endswith("ok"), out
+
+
+def test_opu_kernelspec_installed(containers, singleuser_image):
+    c = run_sleeping(containers, singleuser_image)
+    code, out = containers.exec(c, ["jupyter", "kernelspec", "list", "--json"])
+    assert code == 0, out
+    specs = json.loads(out)["kernelspecs"]
+    assert "opu" in specs, sorted(specs)
+    spec = specs["opu"]["spec"]
+    assert spec["display_name"] == "Python 3 (OPU)"
+    assert spec["language"] == "python"
+    # the kernel runs the image's Python with the OPU extension loaded
+    assert spec["argv"][0].startswith("/opt/opuhub/venv/"), spec["argv"]
+    assert "opu_kernel" in spec["argv"], spec["argv"]
+
+
+def test_curated_notebooks_shipped(containers, singleuser_image):
+    c = run_sleeping(containers, singleuser_image)
+    code, out = containers.exec(c, ["sh", "-c", f"cd {NOTEBOOK_DIR} && ls -1 *.ipynb 2>/dev/null; true"])
+    assert sorted(out.split()) == NOTEBOOKS, f"image has {out.split()}, notebooks/ has {NOTEBOOKS}"
+    assert NOTEBOOKS, "notebooks/ has no curated notebooks"
+    # readable by the user, not writable (they get their own copy in ~/examples)
+    code, out = containers.exec(c, ["sh", "-c", f"test -r {NOTEBOOK_DIR}/{shlex.quote(NOTEBOOKS[0])} "
+                                                 f"&& ! test -w {NOTEBOOK_DIR} && echo ok"])
+    assert out.strip() == "ok", out
+
+
+def test_server_answers_http_and_defaults_to_opu_kernel(containers, singleuser_image):
+    token = secrets.token_hex(16)
+    c = containers.run(
+        singleuser_image,
+        ["jupyter", "lab", "--ip=0.0.0.0", "--port=8888", "--no-browser",
+         f"--IdentityProvider.token={token}"],
+        **HARDENED,
+        mem_limit="2g",
+    )
+    base = f"http://{container_ip(c)}:8888"
+    headers = {"Authorization": f"token {token}"}
+    wait_http(f"{base}/api/status", c, headers=headers)
+    assert wait_http(f"{base}/lab", c, headers=headers).status_code == 200
+    specs = wait_http(f"{base}/api/kernelspecs", c, headers=headers).json()
+    assert specs["default"] == "opu", specs["default"]
+    assert "opu" in specs["kernelspecs"]
+
+
+# -- every curated notebook executes inside the container with the simulator -------------------
+
+def _notebook_params():
+    if not NOTEBOOKS:
+        # zero notebooks must fail loudly, not pass by collecting nothing
+        return [pytest.param(None, id="no-notebooks")]
+    return NOTEBOOKS
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)
+@pytest.mark.parametrize("notebook", _notebook_params())
+def test_notebook_executes_in_container(containers, singleuser_image, notebook):
+    if notebook is None:
+        pytest.fail("notebooks/ has no curated notebooks (*.ipynb): nothing to execute in the image")
+    # the image's own copy, executed as the user would: a scratch copy in a writable place,
+    # the "opu" kernel, the simulator backend, no network, the hub's memory limit
+    script = (
+        f"set -e; cp -r {NOTEBOOK_DIR} /tmp/nb && cd /tmp/nb && "
+        f"jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=900 "
+        f"--ExecutePreprocessor.kernel_name=opu --output /tmp/executed.ipynb {shlex.quote(notebook)}"
+    )
+    c = containers.run(
+        singleuser_image,
+        ["sh", "-c", script],
+        **HARDENED,
+        mem_limit="2g",
+        network_mode="none",
+        environment={"OPU_BACKEND": "simulator"},
+    )
+    result = c.wait(timeout=1100)
+    logs = c.logs().decode(errors="replace")
+    assert result["StatusCode"] == 0, f"{notebook} failed in the container:\n{logs[-6000:]}"
+
+
+def test_notebook_list_matches_repository():
+    # guards the parametrization above: it is built from notebooks/*.ipynb at collection time
+    assert NOTEBOOKS == sorted(p.name for p in Path(REPO, "notebooks").glob("*.ipynb"))
