@@ -215,6 +215,8 @@ def configure(c, settings: Settings, chp: str | None = None) -> SpawnerChoice:
 
     c.JupyterHub.bind_url = settings.bind_url
     c.JupyterHub.hub_bind_url = hub_bind_url
+    if settings.hub_connect_url:  # e.g. the hub's container name on the user network
+        c.JupyterHub.hub_connect_url = settings.hub_connect_url
     db_file = state / "jupyterhub.sqlite"
     if not db_file.exists():  # SQLite would create it world-readable (token hashes, state)
         os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))

@@ -28,6 +28,7 @@ class Settings:
     state_dir: Path = Path("state")
     bind_url: str = "http://127.0.0.1:8000"
     hub_bind_url: str = ""  # "" → http://127.0.0.1:8081, or the Docker network's gateway
+    hub_connect_url: str = ""  # how user servers reach the hub, when not at hub_bind_url
     proxy_api_port: int = 8001
     lease_service_port: int = 10101
     spawner: str = "auto"
@@ -52,7 +53,7 @@ class Settings:
     start_timeout: float = 120.0
     http_timeout: float = 90.0
     n_components: int = 10000
-    image: str = "opuhub-notebook:latest"
+    image: str = "opuhub/singleuser:latest"
     hardware_image: str = ""  # "" → same as image
     docker_network: str = "opuhub"  # "host" → host networking with a free port per spawn
     mem_limit: str = "2G"
@@ -133,7 +134,7 @@ def validate(s: Settings) -> None:
         raise SettingsError(
             f"OPUHUB_AUTHENTICATOR must be one of {', '.join(AUTHENTICATORS)}, got {s.authenticator!r}"
         )
-    for name in ("bind_url", "hub_bind_url"):
+    for name in ("bind_url", "hub_bind_url", "hub_connect_url"):
         url = getattr(s, name)
         if url and (urlparse(url).scheme not in ("http", "https") or not urlparse(url).port):
             raise SettingsError(f"{_env_name(name)} must look like http://HOST:PORT, got {url!r}")

@@ -32,7 +32,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
     images = Dict(
-        {SIMULATOR: "opuhub-notebook:latest", HARDWARE: "opuhub-notebook:latest"},
+        {SIMULATOR: "opuhub/singleuser:latest", HARDWARE: "opuhub/singleuser:latest"},
         config=True,
         help="""Image per profile ('simulator', 'hardware'). Users pick a profile, never an
         image; both may be the same image (the profile only changes env and devices).""",

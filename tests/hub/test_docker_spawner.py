@@ -1,0 +1,74 @@
+"""The Docker spawner with real containers, when an engine and the singleuser image are here
+(the images' own tests cover the image; this checks the spawner's container spec and lease)."""
+
+import os
+import shutil
+import subprocess
+import uuid
+
+import pytest
+from conftest import Hub
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+IMAGE = os.environ.get("OPUHUB_TEST_IMAGE", "opuhub/singleuser:latest")
+
+
+def docker_client():
+    try:
+        import docker
+
+        client = docker.from_env(timeout=5)
+        client.ping()
+        client.images.get(IMAGE)
+        return client
+    except Exception as e:
+        pytest.skip(f"no Docker engine with image {IMAGE}: {e}")
+
+
+@pytest.fixture(scope="module")
+def docker_hub(tmp_path_factory):
+    client = docker_client()
+    root = tmp_path_factory.mktemp("docker-hub")
+    node = root / "opu0"
+    if shutil.which("mknod") is None or subprocess.run(["mknod", str(node), "c", "1", "3"]).returncode:
+        pytest.skip("cannot create a stand-in device node")
+    network = f"opuhub-test-{uuid.uuid4().hex[:8]}"
+    hub = Hub(root, spawner="docker", docker_network=network, devices=str(node), image=IMAGE)
+    hub.env.pop("OPUHUB_HUB_BIND_URL")  # containers reach the hub at the network's gateway
+    hub.devices = [str(node)]
+    hub.start(timeout=120)
+    yield hub, client
+    hub.shutdown()
+    for volume in client.volumes.list(filters={"name": "opuhub-home-dock"}):
+        volume.remove(force=True)
+    for net in client.networks.list(names=[network]):
+        net.remove()
+
+
+def test_holder_container_is_locked_down_and_gets_the_device(docker_hub):
+    hub, client = docker_hub
+    hub.create_users("dockeruser")
+    hub.spawn("dockeruser", profile="hardware", timeout=120)
+    [container] = [c for c in client.containers.list() if c.name == "jupyter-dockeruser"]
+    host = container.attrs["HostConfig"]
+    assert container.attrs["Config"]["User"] == "1000:1000"
+    assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["PidsLimit"] == 512 and host["Memory"] > 0 and host["AutoRemove"] is True
+    assert host["Devices"] == [
+        {"PathOnHost": hub.devices[0], "PathInContainer": "/dev/opu0", "CgroupPermissions": "rwm"}
+    ]
+    mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
+    assert mounts["/home/jovyan"]["Name"] == "opuhub-home-dockeruser"
+    assert not any("docker.sock" in (m.get("Source") or "") for m in mounts.values())
+
+    token = hub.user_token("dockeruser")
+    out = hub.execute("dockeruser", token, "import os; print(os.getuid(), os.environ['OPU_DEVICE'], "
+                      "os.environ['OPU_LEASE_HOLDER'], os.path.exists('/dev/opu0'))")
+    assert out["stdout"].split() == ["1000", "/dev/opu0", "dockeruser", "True"], out
+
+    hub.stop_server("dockeruser", timeout=60)
+    assert hub.leases() == []
+    assert not [c for c in client.containers.list(all=True) if c.name == "jupyter-dockeruser"]
+    # the home volume outlives the container
+    assert client.volumes.get("opuhub-home-dockeruser")
