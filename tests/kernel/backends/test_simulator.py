@@ -54,8 +54,8 @@ def test_streaming_gives_what_holding_the_matrix_gives(camera):
 
 
 def test_tiles_and_partial_blocks_match_a_plain_complex_product():
-    # Shapes that cross the row tile (256) and the component block (4096) boundaries.
-    X = np.random.default_rng(1).integers(0, 2, (513, 33)).astype(np.float64)
+    # Shapes that cross the row tile (1024), column tile (1024) and block (4096) boundaries.
+    X = np.random.default_rng(1).integers(0, 2, (1025, 33)).astype(np.float64)
     opu = exact(4096 + 4097, 33)
     out = opu.transform(X)
     real_t, imag_t = opu.device.matrix()
