@@ -1,0 +1,184 @@
+"""The hub image run the way images/compose.yaml runs it: a container on a user network, the
+host's Docker socket mounted, state in a named volume; plus helpers to drive it over its REST
+API and to run code in a user's kernel through its proxy. Every request goes to a container
+address on a bridge network that the tests created."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import requests
+import websocket
+
+from .conftest import LABEL, container_ip, wait_http
+
+USER_PASSWORD = "e2e-workshop-password"
+
+
+class HubContainer:
+    def __init__(self, containers, image: str, singleuser_image: str, network, tag: str,
+                 docker_socket: bool = True, env: dict | None = None, binds: dict | None = None):
+        self.containers = containers
+        self.client = containers.client
+        self.image = image
+        self.network = network
+        self.tag = tag
+        self.name = f"opuhub-test-hub-{tag}-{uuid.uuid4().hex[:6]}"
+        self.state_volume = f"opuhub-test-state-{self.name[-6:]}-{tag}"
+        self.env = {
+            "OPUHUB_IMAGE": singleuser_image,
+            "OPUHUB_DOCKER_NETWORK": network.name,
+            "OPUHUB_HUB_CONNECT_URL": f"http://{self.name}:8081",
+            "OPUHUB_USER_PASSWORD": USER_PASSWORD,
+            "OPUHUB_ADMINS": "admin",
+            "OPUHUB_DEVICES": "",
+            "OPUHUB_CULL_IDLE_SECONDS": "0",
+            "OPUHUB_N_COMPONENTS": "100",
+            "OPUHUB_POLL_INTERVAL": "1",
+            "OPUHUB_LEASE_CHECK_INTERVAL": "1",
+            "OPUHUB_LEASE_GRACE_SECONDS": "3",
+            "OPUHUB_TIMEZONE": "UTC",
+            "OPUHUB_MEM_LIMIT": "1G",
+            "OPUHUB_START_TIMEOUT": "120",
+            **(env or {}),
+        }
+        self.volumes = {self.state_volume: {"bind": "/srv/jupyterhub/state", "mode": "rw"}}
+        if docker_socket:
+            self.volumes["/var/run/docker.sock"] = {"bind": "/var/run/docker.sock", "mode": "rw"}
+        for host, target in (binds or {}).items():
+            self.volumes[host] = {"bind": target, "mode": "rw"}
+        self.container = None
+        self._token = None
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, timeout: float = 120) -> HubContainer:
+        self.client.volumes.create(self.state_volume, labels={LABEL: "1"})
+        self.container = self.containers.run(
+            self.image, name=self.name, hostname=self.name, environment=self.env,
+            volumes=self.volumes, network=self.network.name,
+        )
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        self.url = f"http://{container_ip(self.container, self.network.name)}:8000"
+        wait_http(f"{self.url}/hub/health", self.container, timeout=timeout)
+
+    def restart(self, timeout: float = 120) -> None:
+        self.container.restart(timeout=30)
+        self.wait_ready(timeout)
+
+    def logs(self) -> str:
+        return self.container.logs(tail=300).decode(errors="replace")
+
+    # --- REST API --------------------------------------------------------------------------------
+
+    @property
+    def token(self) -> str:
+        if self._token is None:
+            code, out = self.container.exec_run(["cat", "/srv/jupyterhub/state/cli-token"])
+            assert code == 0, out
+            self._token = out.decode().strip()
+        return self._token
+
+    def api(self, method: str, path: str, token: str | None = None, **kw) -> requests.Response:
+        headers = {"Authorization": f"token {token or self.token}"}
+        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers,
+                                timeout=60, **kw)
+
+    def create_users(self, *names: str) -> None:
+        resp = self.api("POST", "/users", json={"usernames": list(names)})
+        assert resp.status_code in (201, 409), resp.text
+
+    def user_token(self, user: str) -> str:
+        resp = self.api("POST", f"/users/{user}/tokens", json={"note": "e2e"})
+        assert resp.status_code == 201, resp.text
+        return resp.json()["token"]
+
+    def server_model(self, user: str) -> dict | None:
+        resp = self.api("GET", f"/users/{user}")
+        assert resp.status_code == 200, resp.text
+        return (resp.json().get("servers") or {}).get("")
+
+    def request_spawn(self, user: str, **options) -> requests.Response:
+        return self.api("POST", f"/users/{user}/server", json=options)
+
+    def wait_ready_server(self, user: str, timeout: float = 150) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            model = self.server_model(user)
+            if model and model.get("ready"):
+                return model
+            if model is None:
+                # the spawn failed and the hub dropped the server: say why
+                raise AssertionError(f"{user}'s server is gone; hub log:\n{self.logs()[-4000:]}")
+            time.sleep(1)
+        raise AssertionError(f"{user}'s server not ready within {timeout}s; hub log:\n"
+                             f"{self.logs()[-4000:]}")
+
+    def spawn(self, user: str, timeout: float = 150, **options) -> dict:
+        resp = self.request_spawn(user, **options)
+        assert resp.status_code in (201, 202), resp.text
+        return self.wait_ready_server(user, timeout)
+
+    def stop_server(self, user: str, timeout: float = 60) -> None:
+        resp = self.api("DELETE", f"/users/{user}/server")
+        assert resp.status_code in (202, 204), resp.text
+        deadline = time.monotonic() + timeout
+        while self.server_model(user) is not None:
+            assert time.monotonic() < deadline, f"{user}'s server did not stop"
+            time.sleep(0.5)
+
+    # --- a kernel in the user's server, through the proxy ---------------------------------------
+
+    def execute(self, user: str, token: str, code: str, kernel: str = "opu",
+                timeout: float = 120) -> dict:
+        headers = {"Authorization": f"token {token}"}
+        base = f"{self.url}/user/{user}/api/kernels"
+        resp = requests.post(base, json={"name": kernel}, headers=headers, timeout=60)
+        assert resp.status_code == 201, resp.text
+        kernel_id = resp.json()["id"]
+        ws_url = base.replace("http://", "ws://", 1) + f"/{kernel_id}/channels"
+        ws = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"],
+                                         timeout=timeout)
+        try:
+            msg_id = uuid.uuid4().hex
+            ws.send(json.dumps({
+                "header": {"msg_id": msg_id, "username": user, "session": uuid.uuid4().hex,
+                           "msg_type": "execute_request", "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+                "content": {"code": code, "silent": False, "store_history": False,
+                            "user_expressions": {}, "allow_stdin": False,
+                            "stop_on_error": True},
+            }))
+            out = {"stdout": "", "error": None}
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                msg = json.loads(ws.recv())
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind, content = msg["msg_type"], msg["content"]
+                if kind == "stream" and content.get("name") == "stdout":
+                    out["stdout"] += content["text"]
+                elif kind == "error":
+                    out["error"] = f"{content['ename']}: {content['evalue']}"
+                elif kind == "status" and content["execution_state"] == "idle":
+                    return out
+            raise TimeoutError(f"no reply from {user}'s kernel within {timeout}s")
+        finally:
+            ws.close()
+            requests.delete(f"{base}/{kernel_id}", headers=headers, timeout=30)
+
+
+def remove_tagged(client, tag: str) -> None:
+    """Remove the user containers and volumes a test hub created (their names carry the tag)."""
+    for container in client.containers.list(all=True, filters={"name": tag}):
+        container.remove(force=True, v=True)
+    for volume in client.volumes.list(filters={"name": tag}):
+        try:
+            volume.remove(force=True)
+        except Exception:
+            pass
