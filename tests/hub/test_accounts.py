@@ -20,8 +20,8 @@ def test_workshop_usernames():
         workshop_usernames("Bad Name/", 1)
 
 
-def login(hub, username, password) -> requests.Response:
-    session = requests.Session()
+def login(hub, username, password, session=None) -> requests.Response:
+    session = session or requests.Session()
     page = session.get(f"{hub.url}/hub/login", timeout=30)
     xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
     return session.post(
@@ -43,7 +43,13 @@ def test_bulk_create_and_log_in_with_the_workshop_password(hub):
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "12 already existed" in again.stderr
 
-    assert login(hub, "ws-03", USER_PASSWORD).status_code == 302  # logged in
+    browser = requests.Session()
+    assert login(hub, "ws-03", USER_PASSWORD, browser).status_code == 302  # logged in
+    # the spawn page offers both profiles and says who holds each device
+    page = browser.get(f"{hub.url}/hub/spawn", timeout=30)
+    assert page.status_code == 200
+    assert "OPU hardware" in page.text and "Simulator" in page.text
+    assert f"{hub.devices[0]}: free" in page.text or f"{hub.devices[0]}: held by" in page.text
     assert login(hub, "ws-03", "wrong-password").status_code == 403
     # only created accounts may log in (allow_existing_users, not allow_all)
     assert login(hub, "stranger", USER_PASSWORD).status_code == 403
