@@ -21,9 +21,25 @@ def load(ipython) -> None:
     try:
         _load(ipython)
     except Exception as exc:  # noqa: BLE001 - the kernel must start whatever happens here
-        print(f"opu_kernel: the OPU extension could not load ({type(exc).__name__}: {exc}). "
-              "This kernel works as plain Python; `from opu_kernel import OPU` may still "
-              "work.", file=sys.stderr)
+        message = (f"opu_kernel: the OPU extension could not load ({type(exc).__name__}: "
+                   f"{exc}). This kernel works as plain Python; `from opu_kernel import OPU` "
+                   "may still work.")
+        print(message, file=sys.stderr)  # the kernel's log
+        show_in_first_cell(ipython, message)
+
+
+def show_in_first_cell(ipython, message: str) -> None:
+    """At load time no cell runs yet, so output would only reach the log: repeat the message
+    in the notebook, above the output of the first cell."""
+
+    def show(*_):
+        print(message, file=sys.stderr)
+        ipython.events.unregister("pre_run_cell", show)
+
+    try:
+        ipython.events.register("pre_run_cell", show)
+    except Exception:  # noqa: BLE001 - a shell without events: the log has the message
+        pass
 
 
 def _load(ipython) -> None:

@@ -165,14 +165,27 @@ def test_interrupt_during_a_hardware_acquisition_releases_the_device(opu_kernels
         assert opu_status(client)["open"] == "False"
 
 
-def test_a_failing_extension_leaves_a_plain_kernel(capsys):
-    class BrokenShell:
-        def push(self, namespace):
-            raise OSError("disk on fire")
+def test_a_failing_extension_leaves_a_working_shell_and_tells_the_first_cell(monkeypatch,
+                                                                            capsys):
+    from IPython.core.interactiveshell import InteractiveShell
 
-    extension.load(BrokenShell())
-    err = capsys.readouterr().err
-    assert "OPU extension could not load (OSError: disk on fire)" in err
+    def broken(*args, **kwargs):
+        raise OSError("disk on fire")
+
+    monkeypatch.setattr(extension, "LazyOPU", broken)
+    monkeypatch.setattr(extension, "_state", {})
+    shell = InteractiveShell()
+    try:
+        extension.load(shell)
+        assert "OPU extension could not load (OSError: disk on fire)" in capsys.readouterr().err
+        result = shell.run_cell("print(6 * 7)")
+        assert result.success
+        out = capsys.readouterr()
+        assert "disk on fire" in out.err and out.out == "42\n"
+        shell.run_cell("pass")
+        assert "disk on fire" not in capsys.readouterr().err  # said once
+    finally:
+        InteractiveShell.clear_instance()
 
 
 def test_kernelspec_env_defaults_reach_the_proxy(opu_kernelspecs):
