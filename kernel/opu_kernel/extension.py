@@ -12,7 +12,7 @@ import atexit
 import importlib.util
 import sys
 
-from .proxy import LazyOPU
+from .proxy import LazyOPU, LazyOPUClass
 
 _state: dict = {}
 
@@ -47,7 +47,7 @@ def _load(ipython) -> None:
 
     proxy = _state.get("proxy") or LazyOPU()
     _state["proxy"] = proxy
-    namespace = {"opu": proxy, "OPU": _opu_class()}
+    namespace = {"opu": proxy, "OPU": LazyOPUClass()}
     ipython.push(namespace)
     ipython.register_magics(OPUMagics(ipython, proxy))
     if not _state.get("atexit"):
@@ -57,12 +57,6 @@ def _load(ipython) -> None:
         from .compat import install_as_lightonml
 
         install_as_lightonml()
-
-
-def _opu_class():
-    from .opu import OPU
-
-    return OPU
 
 
 def _lightonml_is_ours() -> bool:

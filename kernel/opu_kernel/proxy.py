@@ -198,3 +198,43 @@ class LazyOPU:
         return (f"<OPU {info['backend']} device={info['device']} "
                 f"n_components={info['n_components']} max_n_features={info['max_n_features']} "
                 "not yet opened (opens on first use)>")
+
+
+class LazyOPUClass:
+    """Stands for the ``OPU`` class in the kernel's namespace until it is used, so that starting
+    a kernel does not import numpy. Calling, attributes, ``isinstance``, ``issubclass`` and
+    subclassing (``class MyOPU(OPU)``) all reach the real class."""
+
+    @staticmethod
+    def _cls():
+        from .opu import OPU
+
+        return OPU
+
+    def __call__(self, *args, **kwargs):
+        return self._cls()(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._cls(), name)
+
+    @property
+    def __doc__(self):
+        return self._cls().__doc__
+
+    @property
+    def __signature__(self):
+        import inspect
+
+        return inspect.signature(self._cls())
+
+    def __instancecheck__(self, instance) -> bool:
+        return isinstance(instance, self._cls())
+
+    def __subclasscheck__(self, subclass) -> bool:
+        return issubclass(subclass, self._cls())
+
+    def __mro_entries__(self, bases):
+        return (self._cls(),)
+
+    def __repr__(self) -> str:
+        return "<class 'opu_kernel.opu.OPU'>"
