@@ -6,9 +6,9 @@ import sys
 
 import pytest
 import requests
-from conftest import USER_PASSWORD
 
 from opuhub.accounts import workshop_usernames
+from tests.hub.hubtest import USER_PASSWORD
 
 
 def test_workshop_usernames():

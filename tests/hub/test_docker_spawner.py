@@ -7,7 +7,8 @@ import subprocess
 import uuid
 
 import pytest
-from conftest import Hub
+
+from tests.hub.hubtest import Hub, hub_factory, launched_hub
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -15,6 +16,7 @@ IMAGE = os.environ.get("OPUHUB_TEST_IMAGE", "opuhub/singleuser:latest")
 
 
 def docker_client():
+    """A client when an engine and the image are here, else None."""
     try:
         import docker
 
@@ -22,27 +24,39 @@ def docker_client():
         client.ping()
         client.images.get(IMAGE)
         return client
-    except Exception as e:
-        pytest.skip(f"no Docker engine with image {IMAGE}: {e}")
+    except Exception:
+        return None
+
+
+@hub_factory("test_docker_spawner.py")
+def make_docker_hub(tmp_path_factory):
+    if docker_client() is None or shutil.which("mknod") is None:
+        return None
+    root = tmp_path_factory.mktemp("docker-hub")
+    node = root / "opu0"
+    if subprocess.run(["mknod", str(node), "c", "1", "3"]).returncode:
+        return None
+    network = f"opuhub-test-{uuid.uuid4().hex[:8]}"
+    hub = Hub(root, spawner="docker", docker_network=network, devices=str(node), image=IMAGE)
+    hub.env.pop("OPUHUB_HUB_BIND_URL")  # containers reach the hub at the network's gateway
+    hub.devices = [str(node)]
+    hub.network = network
+    return hub
 
 
 @pytest.fixture(scope="module")
 def docker_hub(tmp_path_factory):
     client = docker_client()
-    root = tmp_path_factory.mktemp("docker-hub")
-    node = root / "opu0"
-    if shutil.which("mknod") is None or subprocess.run(["mknod", str(node), "c", "1", "3"]).returncode:
+    if client is None:
+        pytest.skip(f"no Docker engine with the image {IMAGE}")
+    hub = launched_hub("test_docker_spawner.py", tmp_path_factory)
+    if hub is None:
         pytest.skip("cannot create a stand-in device node")
-    network = f"opuhub-test-{uuid.uuid4().hex[:8]}"
-    hub = Hub(root, spawner="docker", docker_network=network, devices=str(node), image=IMAGE)
-    hub.env.pop("OPUHUB_HUB_BIND_URL")  # containers reach the hub at the network's gateway
-    hub.devices = [str(node)]
-    hub.start(timeout=120)
     yield hub, client
     hub.shutdown()
-    for volume in client.volumes.list(filters={"name": "opuhub-home-dock"}):
+    for volume in client.volumes.list(filters={"name": "opuhub-home-dockeruser"}):
         volume.remove(force=True)
-    for net in client.networks.list(names=[network]):
+    for net in client.networks.list(names=[hub.network]):
         net.remove()
 
 

@@ -8,10 +8,10 @@ import time
 
 import pytest
 import requests
-from conftest import wait_for
 
 from opuhub.lease import LeasePolicy
 from opuhub.lease_store import LeaseStore
+from tests.hub.hubtest import wait_for
 
 pytestmark = pytest.mark.slow
 

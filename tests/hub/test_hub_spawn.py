@@ -2,7 +2,8 @@
 
 import pytest
 import requests
-from conftest import opu_kernel_available
+
+from tests.hub.hubtest import opu_kernel_available
 
 pytestmark = pytest.mark.slow
 

@@ -2,21 +2,26 @@
 server's OPU lease ends with it. A hub of its own, with short timeouts."""
 
 import pytest
-from conftest import Hub, wait_for
 
 from opuhub.lease_store import LeaseStore
+from tests.hub.hubtest import Hub, hub_factory, launched_hub, wait_for
 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def culling_hub(tmp_path_factory):
-    hub = Hub(
+@hub_factory("test_idle_culler.py")
+def make_culling_hub(tmp_path_factory):
+    return Hub(
         tmp_path_factory.mktemp("culling-hub"),
         cull_idle_seconds=6,
         cull_every_seconds=2,
         last_activity_interval=2,
-    ).start()
+    )
+
+
+@pytest.fixture(scope="module")
+def culling_hub(tmp_path_factory):
+    hub = launched_hub("test_idle_culler.py", tmp_path_factory)
     yield hub
     hub.shutdown()
 

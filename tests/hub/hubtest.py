@@ -1,0 +1,276 @@
+"""Helpers that run the real hub: `jupyterhub -f hub/jupyterhub_config.py` in a subprocess,
+with the local-process spawner, random ports, a temporary state directory and a stand-in
+OPU device node. Traffic goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import requests
+import websocket
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+CONFIG = REPO / "hub" / "jupyterhub_config.py"
+USER_PASSWORD = "workshop-test-password"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def opu_kernel_available() -> bool:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    return "opu" in KernelSpecManager().find_kernel_specs()
+
+
+class Hub:
+    """One hub with its state directory; can be stopped and started again on the same state."""
+
+    def __init__(self, root: Path, **settings):
+        self.root = root
+        self.state = root / "state"
+        self.devices = [str(root / "dev" / "opu0")]
+        (root / "dev").mkdir(parents=True, exist_ok=True)
+        for device in self.devices:
+            Path(device).touch()  # a stand-in node: the local spawner only passes its path
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "OPUHUB_"))}
+        env.update(
+            {
+                "OPUHUB_STATE_DIR": str(self.state),
+                "OPUHUB_BIND_URL": self.url,
+                "OPUHUB_HUB_BIND_URL": f"http://127.0.0.1:{free_port()}",
+                "OPUHUB_PROXY_API_PORT": str(free_port()),
+                "OPUHUB_LEASE_SERVICE_PORT": str(free_port()),
+                "OPUHUB_SPAWNER": "local",
+                "OPUHUB_DEVICES": ",".join(self.devices),
+                "OPUHUB_USER_PASSWORD": USER_PASSWORD,
+                "OPUHUB_ADMINS": "admin",
+                "OPUHUB_CULL_IDLE_SECONDS": "0",
+                "OPUHUB_LEASE_CHECK_INTERVAL": "1",
+                "OPUHUB_LEASE_GRACE_SECONDS": "3",
+                "OPUHUB_POLL_INTERVAL": "1",
+                "OPUHUB_N_COMPONENTS": "100",
+                "OPUHUB_TIMEZONE": "UTC",
+                "OPUHUB_LOG_LEVEL": "DEBUG",
+            }
+        )
+        env.update({f"OPUHUB_{k.upper()}": str(v) for k, v in settings.items()})
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.log_path = root / "hub.log"
+        self.pids: set[int] = set()
+
+    # --- process ---------------------------------------------------------------------------
+
+    def launch(self):
+        """Start the hub process without waiting for it (see :meth:`wait_up`)."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [str(BIN / "jupyterhub"), "-f", str(CONFIG)],
+            cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        return self
+
+    def wait_up(self, timeout: float = 90):
+        def up():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the hub exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
+            try:
+                hub = requests.get(f"{self.url}/hub/api/", timeout=2).status_code == 200
+                svc = self.get("/services/opu-lease/api/leases").status_code == 200
+                return hub and svc
+            except requests.RequestException:
+                return False
+
+        wait_for(up, timeout, "the hub and the lease service")
+        return self
+
+    def start(self, timeout: float = 90):
+        return self.launch().wait_up(timeout)
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def shutdown(self):
+        """Stop every user server, then the hub (cleanup_servers=False leaves servers running)."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                for user in self.api("GET", "/users").json():
+                    for name in user.get("servers") or {}:
+                        self.remember_pid(user["name"], name)
+                        self.api("DELETE", self.server_path(user["name"], name))
+            except Exception:
+                pass
+        self.stop()
+        for pid in self.pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    # --- REST --------------------------------------------------------------------------------
+
+    @property
+    def token(self) -> str:
+        return (self.state / "cli-token").read_text().strip()
+
+    def api(self, method: str, path: str, token: str | None = None, **kw) -> requests.Response:
+        headers = {"Authorization": f"token {token or self.token}"}
+        return requests.request(method, f"{self.url}/hub/api{path}", headers=headers, timeout=30, **kw)
+
+    def get(self, path: str, token: str | None = None, **kw) -> requests.Response:
+        headers = {"Authorization": f"token {token or self.token}"}
+        return requests.get(f"{self.url}{path}", headers=headers, timeout=30, **kw)
+
+    @staticmethod
+    def server_path(user: str, server: str = "") -> str:
+        return f"/users/{user}/servers/{server}" if server else f"/users/{user}/server"
+
+    def create_users(self, *names: str):
+        resp = self.api("POST", "/users", json={"usernames": list(names)})
+        assert resp.status_code in (201, 409), resp.text
+        return resp
+
+    def user_token(self, user: str) -> str:
+        resp = self.api("POST", f"/users/{user}/tokens", json={"note": "test"})
+        assert resp.status_code == 201, resp.text
+        return resp.json()["token"]
+
+    def server_model(self, user: str, server: str = "") -> dict | None:
+        resp = self.api("GET", f"/users/{user}")
+        assert resp.status_code == 200, resp.text
+        return (resp.json().get("servers") or {}).get(server)
+
+    def remember_pid(self, user: str, server: str = ""):
+        model = self.server_model(user, server)
+        pid = ((model or {}).get("state") or {}).get("pid")
+        if pid:
+            self.pids.add(pid)
+        return pid
+
+    def spawn(self, user: str, server: str = "", timeout: float = 90, **options) -> requests.Response:
+        resp = self.api("POST", self.server_path(user, server), json=options)
+        if resp.status_code not in (201, 202):
+            return resp
+        wait_for(lambda: (self.server_model(user, server) or {}).get("ready"), timeout,
+                 f"{user}'s server to be ready")
+        self.remember_pid(user, server)
+        return resp
+
+    def stop_server(self, user: str, server: str = "", timeout: float = 30):
+        resp = self.api("DELETE", self.server_path(user, server))
+        assert resp.status_code in (202, 204), resp.text
+        wait_for(lambda: self.server_model(user, server) is None, timeout, f"{user}'s server to stop")
+
+    def leases(self, token: str | None = None) -> list[dict]:
+        resp = self.get("/services/opu-lease/api/leases", token)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["leases"]
+
+    # --- kernels through the proxy -------------------------------------------------------------
+
+    def execute(self, user: str, token: str, code: str, kernel: str = "python3",
+                timeout: float = 90) -> dict:
+        """Start a kernel in ``user``'s server, run ``code`` over the websocket, return
+        {"stdout": ..., "result": ..., "error": ...}."""
+        headers = {"Authorization": f"token {token}"}
+        base = f"{self.url}/user/{user}/api/kernels"
+        resp = requests.post(base, json={"name": kernel}, headers=headers, timeout=60)
+        assert resp.status_code == 201, resp.text
+        kernel_id = resp.json()["id"]
+        ws = websocket.create_connection(
+            f"ws://127.0.0.1:{self.port}/user/{user}/api/kernels/{kernel_id}/channels",
+            header=[f"Authorization: token {token}"], timeout=timeout,
+        )
+        try:
+            msg_id = uuid.uuid4().hex
+            ws.send(json.dumps({
+                "header": {"msg_id": msg_id, "username": user, "session": uuid.uuid4().hex,
+                           "msg_type": "execute_request", "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+                "content": {"code": code, "silent": False, "store_history": False,
+                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+            }))
+            out = {"stdout": "", "result": None, "error": None}
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                msg = json.loads(ws.recv())
+                if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                kind, content = msg["msg_type"], msg["content"]
+                if kind == "stream" and content.get("name") == "stdout":
+                    out["stdout"] += content["text"]
+                elif kind == "execute_result":
+                    out["result"] = content["data"].get("text/plain")
+                elif kind == "error":
+                    out["error"] = f"{content['ename']}: {content['evalue']}"
+                elif kind == "status" and content["execution_state"] == "idle":
+                    return out
+            raise TimeoutError(f"no reply from the kernel within {timeout}s")
+        finally:
+            ws.close()
+            requests.delete(f"{base}/{kernel_id}", headers=headers, timeout=30)
+
+
+# Hubs that some test modules need on their own (other settings). Starting a hub takes seconds
+# of mostly waiting, so they are launched together with the session hub and awaited later.
+HUB_FACTORIES: dict = {}
+_launched: dict[str, Hub] = {}
+
+
+def hub_factory(module: str):
+    def register(factory):
+        HUB_FACTORIES[module] = factory
+        return factory
+
+    return register
+
+
+def launched_hub(module: str, tmp_path_factory) -> Hub | None:
+    """The hub for ``module``: the one launched early, or a new one (None: cannot be made)."""
+    hub = _launched.pop(module, None)
+    if hub is None:
+        hub = HUB_FACTORIES[module](tmp_path_factory)
+        if hub is None:
+            return None
+        hub.launch()
+    return hub.wait_up()
