@@ -18,7 +18,10 @@ from pathlib import Path
 import requests
 import websocket
 
+from tests.helpers import make_stand_in_node
+
 REPO = Path(__file__).resolve().parents[2]
+FAKES = REPO / "tests" / "fakes"
 BIN = Path(sys.executable).parent
 CONFIG = REPO / "hub" / "jupyterhub_config.py"
 USER_PASSWORD = "workshop-test-password"
@@ -56,10 +59,15 @@ class Hub:
         self.devices = [str(root / "dev" / "opu0")]
         (root / "dev").mkdir(parents=True, exist_ok=True)
         for device in self.devices:
-            Path(device).touch()  # a stand-in node: the local spawner only passes its path
+            # a character node with /dev/null's numbers stands in for the OPU
+            make_stand_in_node(Path(device))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("JUPYTERHUB_", "OPUHUB_"))}
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("JUPYTERHUB_", "OPUHUB_", "OPU_"))}
+        # the fake vendor driver (tests/fakes) lets the holder's kernel use the "hardware"
+        # backend; PYTHONPATH is in JupyterHub's Spawner.env_keep, so kernels inherit it
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(FAKES), env.get("PYTHONPATH")) if p)
         env.update(
             {
                 "OPUHUB_STATE_DIR": str(self.state),

@@ -11,7 +11,7 @@ import requests
 
 from opuhub.lease import LeasePolicy
 from opuhub.lease_store import LeaseStore
-from tests.hub.hubtest import wait_for
+from tests.hub.hubtest import opu_kernel_available, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -54,6 +54,16 @@ def test_grant_busy_refusal_env_metrics_and_release_on_stop(hub):
     assert env["OPU_LEASE_STATUS"] == "held" and env["OPU_LEASE_HOLDER"] == "holder"
     assert env["OPU_LEASE_EXPIRES"] == lease["expires"]
     assert env["OPU_N_COMPONENTS"] == "100"
+    if opu_kernel_available():
+        # the holder's preloaded `opu` runs on the leased device (the fake vendor driver here)
+        out = hub.execute("holder", token, "import numpy as np\n"
+                          "opu.fit1d(n_features=64)\n"
+                          "y = opu.transform((np.arange(64) % 2).astype('uint8'))\n"
+                          "print(opu.backend, y.shape)\n"
+                          "%opu", kernel="opu")
+        assert out["error"] is None, out
+        assert out["stdout"].splitlines()[0] == "hardware (100,)", out
+        assert "holder" in out["stdout"], out  # %opu shows the lease
 
     # a second user fails fast, told who holds it, until when, and to use the simulator
     started = time.monotonic()
