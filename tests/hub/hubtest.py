@@ -84,6 +84,8 @@ class Hub:
                 "OPUHUB_LEASE_GRACE_SECONDS": "3",
                 "OPUHUB_POLL_INTERVAL": "1",
                 "OPUHUB_N_COMPONENTS": "100",
+                # 50 users race for the device in one test; the default limit would answer 429
+                "OPUHUB_CONCURRENT_SPAWN_LIMIT": "100",
                 "OPUHUB_TIMEZONE": "UTC",
                 "OPUHUB_LOG_LEVEL": "DEBUG",
             }
