@@ -4,13 +4,14 @@
 
 1. Downloads (or builds, for sdist-only packages) every wheel that REQUIREMENTS needs into
    images/.cache/wheelhouse, with the versions pinned by requirements/constraints.txt (and
-   images/constraints-override.txt where the image's Python needs an older release). This runs on the host, where pip already
-   works behind the TLS-intercepting proxy; the image builds themselves never touch the network.
+   images/constraints-override.txt where the image's Python needs an older release). This
+   runs on the host, where pip already works behind the TLS-intercepting proxy; the image
+   builds themselves never touch the network for Python packages.
 2. Builds a wheel of each local package (kernel/, hub/) from a clean copy of its directory, so the
    working tree gets no build/ or egg-info litter.
 3. Resolves REQUIREMENTS + the local packages against those wheels only, for the base image's
-   Python version (pip's dry run), and refuses any distribution whose version is not pinned in constraints.txt: the image gets the
-   same package set on every build.
+   Python version (pip's dry run), and refuses any distribution whose version is not pinned
+   in constraints.txt: the image gets the same package set on every build.
 4. Hard-links exactly the resolved third-party wheels into OUT_DIR and the local wheels into
    OUT_DIR/../local (separate Docker layers: a change in kernel/ does not reinstall numpy), and
    writes OUT_DIR/../packages.txt (name==version, for the record).
@@ -55,9 +56,11 @@ def read_pins(path: Path) -> dict[str, str]:
     return pins
 
 
-def pip(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+def pip(*args: str, env: dict | None = None, quiet_failure: bool = False):
     cmd = [sys.executable, "-m", "pip", *args]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if result.returncode != 0 and quiet_failure:
+        raise subprocess.CalledProcessError(result.returncode, cmd, result.stdout, result.stderr)
     if result.returncode != 0:
         noise = "is ignored: it is neither a file nor a directory"
         err = "\n".join(line for line in result.stderr.splitlines() if noise not in line)
@@ -71,8 +74,12 @@ def build_local(pkg_dir: Path, out: Path) -> Path:
         shutil.copytree(pkg_dir, src, ignore=shutil.ignore_patterns(
             "__pycache__", "*.pyc", "*.egg-info", "build", "dist", "node_modules", ".pytest_cache"))
         before = set(out.glob("*.whl"))
-        pip("wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(src),
-            env={**os.environ, "SOURCE_DATE_EPOCH": "315532800"})
+        env = {**os.environ, "SOURCE_DATE_EPOCH": "315532800"}
+        try:  # quick: this environment's setuptools
+            pip("wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(out), str(src),
+                env=env, quiet_failure=True)
+        except subprocess.CalledProcessError:  # the build requirements pyproject.toml names
+            pip("wheel", "-q", "--no-deps", "-w", str(out), str(src), env=env)
         new = set(out.glob("*.whl")) - before
     if len(new) != 1:
         sys.exit(f"wheelhouse: building {pkg_dir} gave {sorted(p.name for p in new)}")

@@ -1,0 +1,36 @@
+"""The hub image on its own: what is in it and how it starts. (Spawning through it is
+test_platform_e2e.py.)"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.docker
+
+
+def run(docker_client, image: str, script: str) -> str:
+    out = docker_client.containers.run(image, ["sh", "-c", script], remove=True,
+                                       network_mode="none", labels={"opuhub.test": "1"})
+    return out.decode().strip()
+
+
+def test_hub_image_contents(docker_client, hub_image):
+    out = run(docker_client, hub_image,
+              "jupyterhub --version; configurable-http-proxy --version; "
+              "python -c 'import opuhub.spawner, opuhub.service, jupyterhub_idle_culler, "
+              "nativeauthenticator; print(opuhub.spawner.OPUDockerSpawner.__name__)'")
+    assert out.splitlines() == ["6.1.1", "5.3.0", "OPUDockerSpawner"], out
+
+
+def test_hub_image_config(docker_client, hub_image):
+    config = docker_client.images.get(hub_image).attrs["Config"]
+    assert config["Entrypoint"][0].endswith("tini")
+    assert config["Cmd"] == ["jupyterhub", "-f", "/srv/jupyterhub/jupyterhub_config.py"]
+    assert "/srv/jupyterhub/state" in (config.get("Volumes") or {})
+    env = dict(item.split("=", 1) for item in config["Env"])
+    assert env["OPUHUB_SPAWNER"] == "docker"
+    assert env["OPUHUB_IMAGE"] == "opuhub/singleuser:latest"
+    # the repository's hub configuration is what the image runs, loaded by the image's wrapper
+    out = run(docker_client, hub_image, "grep -c 'load_subconfig' /srv/jupyterhub/jupyterhub_config.py; "
+                                        "grep -c 'configure(c, settings_from_env' /srv/jupyterhub/opuhub_config.py")
+    assert out.split() == ["1", "1"], out
