@@ -44,6 +44,20 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
         time.sleep(interval)
 
 
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # a zombie (its parent, the hub, is gone) counts as gone
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
 def opu_kernel_available() -> bool:
     from jupyter_client.kernelspec import KernelSpecManager
 
@@ -138,17 +152,36 @@ class Hub:
         self.proc = None
 
     def shutdown(self):
-        """Stop every user server, then the hub (cleanup_servers=False leaves servers running)."""
+        """Stop the hub and every user server (cleanup_servers=False leaves them running).
+
+        Local servers are signalled directly (faster than a stop through the API, which
+        waits for each); containers and unknown servers are stopped through the API."""
         if self.proc and self.proc.poll() is None:
             try:
                 for user in self.api("GET", "/users").json():
                     for name in user.get("servers") or {}:
-                        self.remember_pid(user["name"], name)
-                        self.api("DELETE", self.server_path(user["name"], name))
+                        if not self.remember_pid(user["name"], name):
+                            self.api("DELETE", self.server_path(user["name"], name))
             except Exception:
                 pass
         self.stop()
-        for pid in self.pids:
+        alive = set(self.pids)
+        for pid in alive:
+            try:
+                os.kill(pid, signal.SIGTERM)  # jupyter_server shuts its kernels down on TERM
+            except (ProcessLookupError, PermissionError):
+                pass
+        deadline = time.monotonic() + 10
+        while alive and time.monotonic() < deadline:
+            for pid in list(alive):
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:  # not our child: the hub started it
+                    done = 0 if _exists(pid) else pid
+                if done:
+                    alive.discard(pid)
+            time.sleep(0.1)
+        for pid in alive:
             try:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
