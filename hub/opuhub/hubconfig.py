@@ -144,11 +144,13 @@ def configure_auth(c, settings: Settings, state_secrets: dict) -> None:
     else:
         import nativeauthenticator
 
-        c.JupyterHub.authenticator_class = "native"
+        c.JupyterHub.authenticator_class = "opuhub.native_auth.OPUNativeAuthenticator"
         c.JupyterHub.template_paths = [
             str(Path(nativeauthenticator.__file__).parent / "templates")
         ]
         c.NativeAuthenticator.open_signup = False  # sign-up, then an admin approves
+        c.NativeAuthenticator.minimum_password_length = 10
+        c.NativeAuthenticator.check_common_password = True
         c.Authenticator.allow_all = True  # approval is NativeAuthenticator's allow-list
 
 

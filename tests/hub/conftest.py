@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hub.hubtest import HUB_FACTORIES, Hub, _launched
+from tests.hub.hubtest import Hub, _launched, launch_needed_hubs, launched_hub
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -18,14 +18,18 @@ def proxy_installed():
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory, request):
     """One hub for the spawn and lease tests (a hub start costs seconds on 2 cores)."""
-    wanted = {item.path.name for item in request.session.items}
-    for module, factory in HUB_FACTORIES.items():
-        if module in wanted:
-            made = factory(tmp_path_factory)
-            if made is not None:
-                _launched[module] = made.launch()
+    launch_needed_hubs(tmp_path_factory, {item.path.name for item in request.session.items})
     hub = Hub(tmp_path_factory.mktemp("hub")).start()
     yield hub
     hub.shutdown()
     for leftover in _launched.values():
         leftover.shutdown()
+
+
+@pytest.fixture(scope="session")
+def second_hub(tmp_path_factory, request):
+    """A hub with NativeAuthenticator and a short idle-culler timeout."""
+    launch_needed_hubs(tmp_path_factory, {item.path.name for item in request.session.items})
+    hub = launched_hub("second", tmp_path_factory)
+    yield hub
+    hub.shutdown()

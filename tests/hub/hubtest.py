@@ -294,26 +294,47 @@ class Hub:
             requests.delete(f"{base}/{kernel_id}", headers=headers, timeout=30)
 
 
-# Hubs that some test modules need on their own (other settings). Starting a hub takes seconds
-# of mostly waiting, so they are launched together with the session hub and awaited later.
-HUB_FACTORIES: dict = {}
+# Hubs that some test modules need besides the session hub (other settings). Starting a hub
+# takes seconds of mostly waiting, so they are launched together with the session hub (when a
+# module that needs them is selected) and awaited when first used.
+HUB_FACTORIES: dict = {}  # name -> (modules, factory)
 _launched: dict[str, Hub] = {}
 
 
-def hub_factory(module: str):
+def hub_factory(name: str, modules: tuple[str, ...]):
     def register(factory):
-        HUB_FACTORIES[module] = factory
+        HUB_FACTORIES[name] = (modules, factory)
         return factory
 
     return register
 
 
-def launched_hub(module: str, tmp_path_factory) -> Hub | None:
-    """The hub for ``module``: the one launched early, or a new one (None: cannot be made)."""
-    hub = _launched.pop(module, None)
+def launch_needed_hubs(tmp_path_factory, selected_modules: set[str]) -> None:
+    for name, (modules, factory) in HUB_FACTORIES.items():
+        if name not in _launched and selected_modules & set(modules):
+            hub = factory(tmp_path_factory)
+            if hub is not None:
+                _launched[name] = hub.launch()
+
+
+def launched_hub(name: str, tmp_path_factory) -> Hub | None:
+    """The hub called ``name``: the one launched early, or a new one (None: cannot be made)."""
+    hub = _launched.pop(name, None)
     if hub is None:
-        hub = HUB_FACTORIES[module](tmp_path_factory)
+        hub = HUB_FACTORIES[name][1](tmp_path_factory)
         if hub is None:
             return None
         hub.launch()
     return hub.wait_up()
+
+
+@hub_factory("second", ("test_idle_culler.py", "test_authenticators.py"))
+def make_second_hub(tmp_path_factory):
+    """Persistent accounts (NativeAuthenticator) and an impatient idle culler."""
+    return Hub(
+        tmp_path_factory.mktemp("second-hub"),
+        authenticator="native",
+        cull_idle_seconds=6,
+        cull_every_seconds=2,
+        last_activity_interval=2,
+    )

@@ -28,7 +28,7 @@ def docker_client():
         return None
 
 
-@hub_factory("test_docker_spawner.py")
+@hub_factory("docker", ("test_docker_spawner.py",))
 def make_docker_hub(tmp_path_factory):
     if docker_client() is None or shutil.which("mknod") is None:
         return None
@@ -49,7 +49,7 @@ def docker_hub(tmp_path_factory):
     client = docker_client()
     if client is None:
         pytest.skip(f"no Docker engine with the image {IMAGE}")
-    hub = launched_hub("test_docker_spawner.py", tmp_path_factory)
+    hub = launched_hub("docker", tmp_path_factory)
     if hub is None:
         pytest.skip("cannot create a stand-in device node")
     yield hub, client

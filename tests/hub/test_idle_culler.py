@@ -1,33 +1,16 @@
 """jupyterhub-idle-culler runs as a hub-managed service and culls an idle server; the
-server's OPU lease ends with it. A hub of its own, with short timeouts."""
+server's OPU lease ends with it. The second hub, with short timeouts."""
 
 import pytest
 
 from opuhub.lease_store import LeaseStore
-from tests.hub.hubtest import Hub, hub_factory, launched_hub, wait_for
+from tests.hub.hubtest import wait_for
 
 pytestmark = pytest.mark.slow
 
 
-@hub_factory("test_idle_culler.py")
-def make_culling_hub(tmp_path_factory):
-    return Hub(
-        tmp_path_factory.mktemp("culling-hub"),
-        cull_idle_seconds=6,
-        cull_every_seconds=2,
-        last_activity_interval=2,
-    )
-
-
-@pytest.fixture(scope="module")
-def culling_hub(tmp_path_factory):
-    hub = launched_hub("test_idle_culler.py", tmp_path_factory)
-    yield hub
-    hub.shutdown()
-
-
-def test_culler_culls_an_idle_server_and_its_lease_ends(culling_hub):
-    hub = culling_hub
+def test_culler_culls_an_idle_server_and_its_lease_ends(second_hub):
+    hub = second_hub
     hub.create_users("sleepy")
     resp = hub.api("POST", "/users/sleepy/server", json={"profile": "hardware"})
     assert resp.status_code in (201, 202), resp.text

@@ -95,6 +95,6 @@ def test_native_authenticator_config(tmp_path):
     })
     c = Config()
     hubconfig.configure(c, settings, chp="/bin/true")
-    assert c.JupyterHub.authenticator_class == "native"
+    assert c.JupyterHub.authenticator_class == "opuhub.native_auth.OPUNativeAuthenticator"
     assert c.NativeAuthenticator.open_signup is False
     assert "idle-culler" not in {svc["name"] for svc in c.JupyterHub.services}
