@@ -50,6 +50,13 @@ def test_bulk_create_and_log_in_with_the_workshop_password(hub):
     assert page.status_code == 200
     assert "OPU hardware" in page.text and "Simulator" in page.text
     assert f"{hub.devices[0]}: free" in page.text or f"{hub.devices[0]}: held by" in page.text
+    # submitting the form starts the server with the chosen profile
+    token = browser.cookies.get("_xsrf", path="/hub/")
+    submitted = browser.post(f"{hub.url}/hub/spawn", data={"profile": "simulator", "_xsrf": token},
+                             allow_redirects=False, timeout=60)
+    assert submitted.status_code == 302, submitted.text[:300]
+    server = hub.server_model("ws-03")
+    assert server is not None and server["user_options"] == {"profile": "simulator"}
     assert login(hub, "ws-03", "wrong-password").status_code == 403
     # only created accounts may log in (allow_existing_users, not allow_all)
     assert login(hub, "stranger", USER_PASSWORD).status_code == 403
