@@ -61,7 +61,7 @@ def test_kernel_is_installed():
                     "(python -m opu_kernel.install --sys-prefix)")
 
 
-def test_notebooks_match_their_stored_outputs(tmp_path, capsys):
+def test_notebooks_match_their_stored_outputs(tmp_path, capsys, record_testsuite_property):
     assert len(NOTEBOOKS) >= MIN_NOTEBOOKS, f"only {len(NOTEBOOKS)} notebooks in {NOTEBOOK_DIR}"
     junit = tmp_path / "nbval.xml"
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **SINGLE_THREADED_BLAS)
@@ -72,6 +72,8 @@ def test_notebooks_match_their_stored_outputs(tmp_path, capsys):
     summary = f"nbval: {len(times)} notebooks in {sum(times.values()):.1f} s\n{report}"
     with capsys.disabled():
         print("\n" + summary)
+    for name, seconds in sorted(times.items()):  # also in the JUnit report of this run
+        record_testsuite_property(f"notebook_seconds[{name}]", round(seconds, 1))
     assert result.returncode == 0, (
         f"nbval failed (exit {result.returncode}); refresh the stored outputs with "
         f"scripts/refresh-notebooks if the change was intended.\n{summary}\n"
