@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -185,3 +186,13 @@ def test_module_runs_as_a_script(release, home):
     result = subprocess.run([sys.executable, "-m", "opu_kernel.examples", str(release),
                              str(home), "--quiet"], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "examples: 3 added, 0 updated, 0 unchanged, 0 kept, 0 deleted"
+
+
+def test_the_repository_notebooks_ship_without_test_configuration(tmp_path):
+    """What the image ships: every notebook and the README of notebooks/, not sanitize.cfg."""
+    shipped = Path(__file__).resolve().parents[2] / "notebooks"
+    notebooks = sorted(p.name for p in shipped.glob("*.ipynb"))
+    assert notebooks, f"no notebooks in {shipped}"
+    report = sync_examples(shipped, tmp_path / "examples")
+    assert report.added == notebooks + ["README.md"]
+    assert not (tmp_path / "examples" / "sanitize.cfg").exists()
