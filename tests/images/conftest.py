@@ -60,7 +60,17 @@ def docker_client():
     yield client
     # leftovers of interrupted tests
     for container in client.containers.list(all=True, filters={"label": LABEL}):
-        container.remove(force=True)
+        container.remove(force=True, v=True)
+    for network in client.networks.list(filters={"label": LABEL}):
+        try:
+            network.remove()
+        except Exception:
+            pass
+    for volume in client.volumes.list(filters={"label": LABEL}):
+        try:
+            volume.remove(force=True)
+        except Exception:
+            pass
     client.close()
 
 

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import pytest
 
+from .conftest import LABEL
+
 pytestmark = pytest.mark.docker
 
 
 def run(docker_client, image: str, script: str) -> str:
-    out = docker_client.containers.run(image, ["sh", "-c", script], remove=True,
-                                       network_mode="none", labels={"opuhub.test": "1"})
-    return out.decode().strip()
+    container = docker_client.containers.run(image, ["sh", "-c", script], detach=True,
+                                             network_mode="none", labels={LABEL: "1"})
+    try:
+        result = container.wait(timeout=120)
+        out = container.logs().decode().strip()
+        assert result["StatusCode"] == 0, out
+        return out
+    finally:
+        container.remove(force=True, v=True)  # v: the image's state VOLUME too
 
 
 def test_hub_image_contents(docker_client, hub_image):
