@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hub.hubtest import Hub, _launched, launch_needed_hubs, launched_hub
+from tests.hub.hubtest import Hub, _launched, hub_root, launch_needed_hubs, launched_hub
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -19,11 +19,13 @@ def proxy_installed():
 def hub(tmp_path_factory, request):
     """One hub for the spawn and lease tests (a hub start costs seconds on 2 cores)."""
     launch_needed_hubs(tmp_path_factory, {item.path.name for item in request.session.items})
-    hub = Hub(tmp_path_factory.mktemp("hub")).start()
-    yield hub
-    hub.shutdown()
-    for leftover in _launched.values():
-        leftover.shutdown()
+    try:
+        hub = Hub(hub_root("hub")).start()
+        yield hub
+        hub.shutdown()
+    finally:
+        for leftover in _launched.values():  # launched for modules that did not run
+            leftover.shutdown()
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -26,12 +29,24 @@ BIN = Path(sys.executable).parent
 CONFIG = REPO / "hub" / "jupyterhub_config.py"
 USER_PASSWORD = "workshop-test-password"
 
+_handed_out: set[int] = set()
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+    """A free port below Linux's ephemeral range (32768+), never the same one twice per run:
+    the hubs under test start their proxy, services and servers at the same time, and those
+    take ephemeral ports (bind to 0) that a port chosen the same way could collide with."""
+    rng = random.Random()
+    while True:
+        port = rng.randrange(20000, 32000)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
 
 def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
     deadline = time.monotonic() + timeout
@@ -42,7 +57,6 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
-
 
 def _exists(pid: int) -> bool:
     try:
@@ -57,12 +71,17 @@ def _exists(pid: int) -> bool:
     except (OSError, IndexError):
         return True
 
+def hub_root(name: str) -> Path:
+    """A private directory for one hub. Not under pytest's basetemp: pytest deletes old
+    numbered basetemps when other sessions start, and on a shared machine that could pull the
+    state out from under a running hub. Removed at shutdown unless OPUHUB_KEEP_TEST_STATE=1."""
+    return Path(tempfile.mkdtemp(prefix=f"opuhub-{name}-"))
+
 
 def opu_kernel_available() -> bool:
     from jupyter_client.kernelspec import KernelSpecManager
 
     return "opu" in KernelSpecManager().find_kernel_specs()
-
 
 class Hub:
     """One hub with its state directory; can be stopped and started again on the same state."""
@@ -135,7 +154,11 @@ class Hub:
             except requests.RequestException:
                 return False
 
-        wait_for(up, timeout, "the hub and the lease service")
+        try:
+            wait_for(up, timeout, "the hub and the lease service")
+        except BaseException:
+            self.shutdown()
+            raise
         return self
 
     def start(self, timeout: float = 90):
@@ -186,6 +209,8 @@ class Hub:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        if os.environ.get("OPUHUB_KEEP_TEST_STATE") != "1" and self.root.name.startswith("opuhub-"):
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -293,13 +318,11 @@ class Hub:
             ws.close()
             requests.delete(f"{base}/{kernel_id}", headers=headers, timeout=30)
 
-
 # Hubs that some test modules need besides the session hub (other settings). Starting a hub
 # takes seconds of mostly waiting, so they are launched together with the session hub (when a
 # module that needs them is selected) and awaited when first used.
 HUB_FACTORIES: dict = {}  # name -> (modules, factory)
 _launched: dict[str, Hub] = {}
-
 
 def hub_factory(name: str, modules: tuple[str, ...]):
     def register(factory):
@@ -308,14 +331,12 @@ def hub_factory(name: str, modules: tuple[str, ...]):
 
     return register
 
-
 def launch_needed_hubs(tmp_path_factory, selected_modules: set[str]) -> None:
     for name, (modules, factory) in HUB_FACTORIES.items():
         if name not in _launched and selected_modules & set(modules):
             hub = factory(tmp_path_factory)
             if hub is not None:
                 _launched[name] = hub.launch()
-
 
 def launched_hub(name: str, tmp_path_factory) -> Hub | None:
     """The hub called ``name``: the one launched early, or a new one (None: cannot be made)."""
@@ -327,12 +348,11 @@ def launched_hub(name: str, tmp_path_factory) -> Hub | None:
         hub.launch()
     return hub.wait_up()
 
-
 @hub_factory("second", ("test_idle_culler.py", "test_authenticators.py"))
 def make_second_hub(tmp_path_factory):
     """Persistent accounts (NativeAuthenticator) and an impatient idle culler."""
     return Hub(
-        tmp_path_factory.mktemp("second-hub"),
+        hub_root("second-hub"),
         authenticator="native",
         cull_idle_seconds=6,
         cull_every_seconds=2,

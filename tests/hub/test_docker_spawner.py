@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.hub.hubtest import Hub, hub_factory, launched_hub
+from tests.hub.hubtest import Hub, hub_factory, hub_root, launched_hub
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -32,7 +32,7 @@ def docker_client():
 def make_docker_hub(tmp_path_factory):
     if docker_client() is None or shutil.which("mknod") is None:
         return None
-    root = tmp_path_factory.mktemp("docker-hub")
+    root = hub_root("docker-hub")
     node = root / "opu0"
     if subprocess.run(["mknod", str(node), "c", "1", "3"]).returncode:
         return None
