@@ -24,6 +24,8 @@ def format_status(info: dict) -> str:
         value = info[key]
         if isinstance(value, dict):
             value = ", ".join(f"{k}={v}" for k, v in value.items())
+        elif isinstance(value, float):
+            value = f"{value:.1f}"
         lines.append(f"{key:<{width}}  {value}")
     return "\n".join(lines)
 

@@ -360,7 +360,9 @@ class Progress:
     def __enter__(self):
         if self.disabled:
             return None
-        from tqdm.auto import tqdm
+        # The text bar: tqdm.auto's notebook bar needs ipywidgets and warns on every kernel
+        # without it; the text bar renders in notebooks and terminals alike.
+        from tqdm.std import tqdm
 
         self._bar = tqdm(total=1.0, desc=self.label, delay=1.0, leave=False,
                          bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")

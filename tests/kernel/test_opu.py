@@ -254,7 +254,7 @@ def test_progress_bar_shows_only_when_enabled_and_slow(capsys, monkeypatch):
         def close(self):
             pass
 
-    monkeypatch.setattr("tqdm.auto.tqdm", RecordingTqdm)
+    monkeypatch.setattr("tqdm.std.tqdm", RecordingTqdm)
     X = binary((3, 20))
     OPU(n_components=9000, disable_pbar=True).fit1d(X).transform(X)
     assert created == []

@@ -111,6 +111,23 @@ class BaseTransformer:
                            for name, value in BaseTransformer.get_params(self).items())
         return f"{type(self).__name__}({params})"
 
+    def __sklearn_tags__(self):
+        """scikit-learn ≥ 1.6 asks every step of a Pipeline for its tags (only called there,
+        so scikit-learn stays optional)."""
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(estimator_type=None, target_tags=TargetTags(required=False),
+                    transformer_tags=TransformerTags(), input_tags=InputTags(allow_nan=False),
+                    requires_fit=self._learns_from_data())
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Encoders that learn nothing are always ready; the others once fit has run."""
+        learned = [name for name in vars(self) if name.endswith("_") and not name.startswith("_")]
+        return bool(learned) or not self._learns_from_data()
+
+    def _learns_from_data(self) -> bool:
+        return type(self).fit is not BaseTransformer.fit
+
 
 class NoEncoding(BaseTransformer):
     """Passes the input through unchanged (it is already binary)."""

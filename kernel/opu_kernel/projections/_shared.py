@@ -8,19 +8,22 @@ from ..inputs import traits_for_fit
 from ..opu import OPU
 
 
-def make_opu(n_components, simulated, max_n_features, verbose_level, seed, camera) -> OPU:
-    """A new OPU; ``simulated=False`` takes the hardware when there is one (backend 'auto')."""
+def make_opu(n_components, simulated, max_n_features, verbose_level, seed, camera,
+             disable_pbar=False) -> OPU:
+    """A new OPU; unless ``simulated``, the hardware when there is one (backend 'auto')."""
     options = {} if max_n_features is None else {"max_n_features": max_n_features}
-    return OPU(n_components=n_components, simulated=simulated, verbose_level=verbose_level,
-               seed=seed, camera=camera, **options)
+    return OPU(n_components=n_components, simulated=bool(simulated),
+               verbose_level=verbose_level, seed=seed, camera=camera,
+               disable_pbar=disable_pbar, **options)
 
 
 def adopt_opu(opu: OPU, n_components, simulated) -> OPU:
-    """A user's OPU, set to ``n_components``; warns when ``simulated`` says otherwise."""
-    if simulated and not opu.simulated:
+    """A user's OPU, set to ``n_components``; warns when an explicit ``simulated`` says
+    otherwise (None: take the OPU as it is)."""
+    if simulated is True and not opu.simulated:
         warnings.warn("you passed a hardware OPU and simulated=True; the hardware is used",
                       stacklevel=3)
-    if opu.simulated and not simulated:
+    if opu.simulated and simulated is False:
         warnings.warn("you passed a simulated OPU and simulated=False; the simulator is used",
                       stacklevel=3)
     opu.n_components = n_components

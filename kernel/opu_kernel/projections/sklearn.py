@@ -37,9 +37,9 @@ class OPUMap(BaseEstimator, TransformerMixin):
         The unpacked shape of an input, needed with ``ndims=2, packed=True``.
     packed : bool
         Whether inputs are bit-packed (``np.packbits``) along their last axis.
-    simulated : bool
-        Use the simulator; otherwise the hardware when there is one (falling back to the
-        simulator).
+    simulated : bool or None
+        True: the simulator. False: the hardware when there is one (falling back to the
+        simulator). None (default): the given ``opu`` as it is, else like False.
     max_n_features : int or None
         Feature limit of the created OPU; None sizes it to the fitted input.
     verbose_level : int
@@ -50,17 +50,20 @@ class OPUMap(BaseEstimator, TransformerMixin):
         Seed of the simulator's random matrix (None: the OPU's default, 0).
     camera : '8bit' or 'exact'
         Simulator output: uint8 like the camera, or exact float32.
+    disable_pbar : bool
+        No progress bar for the created OPU's long transforms.
     """
 
     def __init__(self, n_components, opu=None, ndims=1, n_2d_features=None, packed=False,
-                 simulated=False, max_n_features=None, verbose_level=-1, linear=False,
-                 seed=None, camera="8bit"):
+                 simulated=None, max_n_features=None, verbose_level=-1, linear=False,
+                 seed=None, camera="8bit", disable_pbar=False):
         self.n_components = n_components
         self.opu = opu
         self.ndims = ndims
         self.n_2d_features = n_2d_features
         self.packed = packed
         self.simulated = simulated
+        self.disable_pbar = disable_pbar
         self.max_n_features = max_n_features
         self.verbose_level = verbose_level
         self.linear = linear
@@ -82,7 +85,7 @@ class OPUMap(BaseEstimator, TransformerMixin):
             if previous is not None:
                 previous.close()
             self.opu_ = make_opu(self.n_components, self.simulated, self.max_n_features,
-                                 self.verbose_level, self.seed, self.camera)
+                                 self.verbose_level, self.seed, self.camera, self.disable_pbar)
         fit_opu(self.opu_, self.ndims, X, n_features, self.packed or packed, online,
                 self.n_2d_features, grow_max_n_features=self.max_n_features is None)
         self.n_features_ = self.opu_.n_features

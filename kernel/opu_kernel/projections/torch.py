@@ -25,12 +25,13 @@ class OPUMap(nn.Module):
     """
 
     def __init__(self, n_components, opu=None, ndims=1, n_2d_features=None, packed=False,
-                 simulated=False, max_n_features=None, verbose_level=-1, linear=False,
-                 seed=None, camera="8bit"):
+                 simulated=None, max_n_features=None, verbose_level=-1, linear=False,
+                 seed=None, camera="8bit", disable_pbar=False):
         super().__init__()
         check_ndims(ndims)
         if opu is None:
-            opu = make_opu(n_components, simulated, max_n_features, verbose_level, seed, camera)
+            opu = make_opu(n_components, simulated, max_n_features, verbose_level, seed, camera,
+                           disable_pbar)
         else:
             opu = adopt_opu(opu, n_components, simulated)
         self.opu = opu
@@ -38,6 +39,7 @@ class OPUMap(nn.Module):
         self.n_2d_features = n_2d_features
         self.packed = packed
         self.simulated = simulated
+        self.disable_pbar = disable_pbar
         self.max_n_features = max_n_features
         self.verbose_level = verbose_level
         self.linear = linear

@@ -94,7 +94,7 @@ def test_maps_sharing_an_opu_each_keep_their_own_fit():
 
 def test_passing_a_simulated_opu_with_simulated_false_warns():
     with pytest.warns(UserWarning, match="simulator is used"):
-        OPUMap(n_components=5, opu=reference_opu(5)).fit(binary_inputs())
+        OPUMap(n_components=5, opu=reference_opu(5), simulated=False).fit(binary_inputs())
 
 
 def test_pipeline_and_grid_search():
@@ -135,3 +135,28 @@ def test_import_without_scikit_learn_says_what_to_install(monkeypatch):
     monkeypatch.delitem(sys.modules, "opu_kernel.projections.sklearn")
     with pytest.raises(ImportError, match=r"pip install opu-kernel\[sklearn\]"):
         importlib.import_module("opu_kernel.projections.sklearn")
+
+
+def test_default_simulated_takes_the_given_opu_silently_and_pbar_can_be_disabled():
+    import warnings
+
+    opu = reference_opu(20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        OPUMap(n_components=20, opu=opu).fit(binary_inputs(n_features=10))
+    created = OPUMap(n_components=20, simulated=True, disable_pbar=True)
+    created.fit(binary_inputs(n_features=10))
+    assert created.opu_.disable_pbar is True
+
+
+def test_encoders_work_as_pipeline_steps():
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 12))
+    encoding = make_pipeline(StandardScaler(), BinaryThresholdEncoder())
+    bits = encoding.fit(X).transform(X)
+    assert bits.dtype == np.uint8 and set(np.unique(bits)) <= {0, 1}
+    full = make_pipeline(StandardScaler(), BinaryThresholdEncoder(),
+                         OPUMap(n_components=16, simulated=True))
+    assert full.fit(X).transform(X).shape == (30, 16)
