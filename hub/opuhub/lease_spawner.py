@@ -177,7 +177,6 @@ class OPUSpawnerMixin(LoggingConfigurable):
     async def start(self):
         choice = self.spawn_choice()
         lease = self.claim_device(choice)
-        self._opu_choice = choice
         self._opu_kernel_env = kernel_env(
             choice,
             self.default_n_components,
