@@ -10,6 +10,7 @@ stop: an explicit stop, the idle culler, a crashed server noticed by ``poll``, o
 from __future__ import annotations
 
 import glob
+import sqlite3
 import time
 
 from tornado import web
@@ -149,14 +150,20 @@ class OPUSpawnerMixin(LoggingConfigurable):
     def claim_device(self, choice: SpawnChoice) -> Lease | None:
         if not choice.wants_device:
             return None
-        decision = self.lease_store.claim(
-            self.user.name,
-            self.name or "",
-            self.devices,
-            self.lease_policy,
-            requested_duration=choice.lease_seconds,
-            tz=hub_timezone(self.lease_timezone),
-        )
+        try:
+            decision = self.lease_store.claim(
+                self.user.name,
+                self.name or "",
+                self.devices,
+                self.lease_policy,
+                requested_duration=choice.lease_seconds,
+                tz=hub_timezone(self.lease_timezone),
+            )
+        except sqlite3.Error as e:
+            self.log.error("OPU lease store %s failed: %s", self.lease_db, e)
+            raise web.HTTPError(
+                503, "The OPU lease service is unavailable right now; start the 'Simulator' "
+                "profile, or try again later.") from None
         if not isinstance(decision, Grant):
             self.log.info("OPU lease refused for %s (%s): %s", self._log_name, decision.reason,
                           decision.message)
@@ -197,7 +204,12 @@ class OPUSpawnerMixin(LoggingConfigurable):
         return env
 
     def run_post_stop_hook(self):
-        ended = self.lease_store.release(self.user.name, self.name or "", ENDED_STOPPED)
+        try:
+            ended = self.lease_store.release(self.user.name, self.name or "", ENDED_STOPPED)
+        except sqlite3.Error:
+            # the stop itself must complete; the lease service ends the orphaned lease later
+            self.log.exception("could not release the OPU lease of %s", self._log_name)
+            ended = None
         if ended is not None:
             self.log.info("OPU lease on %s released: %s stopped after %.0fs", ended.device,
                           self._log_name, ended.seconds_used(time.time()))
