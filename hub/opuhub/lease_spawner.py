@@ -189,6 +189,7 @@ class OPUSpawnerMixin(LoggingConfigurable):
             self.default_n_components,
             self.kernel_device(lease) if lease else None,
             lease,
+            warning=self.lease_warning,
         )
         try:
             self.prepare_profile(choice, lease)

@@ -114,7 +114,11 @@ def options_form_html(status_lines: list[str], max_minutes: float | None) -> str
 
 
 def kernel_env(
-    choice: SpawnChoice, n_components: int, kernel_device: str | None, lease: Lease | None
+    choice: SpawnChoice,
+    n_components: int,
+    kernel_device: str | None,
+    lease: Lease | None,
+    warning: float = 0.0,
 ) -> dict[str, str]:
     """Environment for the single-user server and its OPU kernel.
 
@@ -122,7 +126,8 @@ def kernel_env(
     OPU_BACKEND        "simulator" or "hardware" (what ``OPU()`` uses by default)
     OPU_N_COMPONENTS   default n_components for the preloaded ``opu``
     OPU_DEVICE         device node as the kernel sees it (hardware only)
-    OPU_LEASE_*        see :func:`opuhub.lease.lease_env`
+    OPU_LEASE_*        see :func:`opuhub.lease.lease_env`; plus OPU_LEASE_WARNING_SECONDS:
+                       how long before OPU_LEASE_EXPIRES the hub warns (the kernel may too)
     """
     env = {
         "OPU_PROFILE": choice.profile,
@@ -132,4 +137,6 @@ def kernel_env(
     if lease is not None and kernel_device:
         env["OPU_DEVICE"] = kernel_device
     env.update(lease_env(lease))
+    if lease is not None and lease.expires_at is not None and warning > 0:
+        env["OPU_LEASE_WARNING_SECONDS"] = str(int(warning))
     return env

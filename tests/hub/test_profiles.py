@@ -65,3 +65,6 @@ def test_kernel_env():
     hw = kernel_env(SpawnChoice("hardware"), 500, "/dev/opu0", Lease("/dev/x", "al", "", 0, None))
     assert hw["OPU_BACKEND"] == "hardware" and hw["OPU_DEVICE"] == "/dev/opu0"
     assert hw["OPU_LEASE_DEVICE"] == "/dev/x" and hw["OPU_LEASE_EXPIRES"] == "never"
+    assert "OPU_LEASE_WARNING_SECONDS" not in hw  # nothing to warn about
+    timed = kernel_env(SpawnChoice("hardware"), 5, "/dev/opu0", Lease("/dev/x", "al", "", 0, 60), 30)
+    assert timed["OPU_LEASE_WARNING_SECONDS"] == "30"
