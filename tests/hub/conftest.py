@@ -20,7 +20,7 @@ def hub(tmp_path_factory, request):
     """One hub for the spawn and lease tests (a hub start costs seconds on 2 cores)."""
     launch_needed_hubs(tmp_path_factory, {item.path.name for item in request.session.items})
     try:
-        hub = Hub(hub_root("hub")).start()
+        hub = Hub(hub_root("hub"), via_run=True).start()
         yield hub
         hub.shutdown()
     finally:

@@ -86,7 +86,12 @@ def opu_kernel_available() -> bool:
 class Hub:
     """One hub with its state directory; can be stopped and started again on the same state."""
 
-    def __init__(self, root: Path, **settings):
+    def __init__(self, root: Path, via_run: bool = False, **settings):
+        # via_run: start it as `make run` does (python -m opuhub.run, which execs jupyterhub)
+        self.command = (
+            [sys.executable, "-m", "opuhub.run"] if via_run
+            else [str(BIN / "jupyterhub"), "-f", str(CONFIG)]
+        )
         self.root = root
         self.state = root / "state"
         self.devices = [str(root / "dev" / "opu0")]
@@ -136,7 +141,7 @@ class Hub:
         self.state.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
-            [str(BIN / "jupyterhub"), "-f", str(CONFIG)],
+            self.command,
             cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )

@@ -58,6 +58,12 @@ def test_bulk_create_and_log_in_with_the_workshop_password(hub):
     server = hub.server_model("ws-03")
     assert server is not None and server["user_options"] == {"profile": "simulator"}
     assert login(hub, "ws-03", "wrong-password").status_code == 403
+    # the session hub was started like `make run`: it printed how to log in, and that works
+    assert f"OPU Hub is starting at {hub.url}" in hub.log()
+    admin_password = (hub.state / "admin-password").read_text().strip()
+    assert ((hub.state / "admin-password").stat().st_mode & 0o777) == 0o600
+    assert login(hub, "admin", admin_password).status_code == 302
+    assert login(hub, "admin", USER_PASSWORD).status_code == 403  # admins need their own
     # only created accounts may log in (allow_existing_users, not allow_all)
     assert login(hub, "stranger", USER_PASSWORD).status_code == 403
 
