@@ -162,9 +162,13 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
 
     def require_user(self) -> dict:
         user = self.current_user
-        if not user:
-            raise web.HTTPError(403, "a hub token or login is required")
-        return user
+        if user:
+            return user
+        if self.request.method == "GET" and "Authorization" not in self.request.headers:
+            # a browser: log in through the hub (OAuth) and come back here
+            self.redirect(self.get_login_url())
+            raise web.Finish()
+        raise web.HTTPError(403, "a hub token or login is required")
 
 
 class LeasesHandler(BaseHandler):
@@ -232,7 +236,9 @@ class LeaseServiceApp:
         self.tz = hub_timezone(env.get("OPUHUB_TIMEZONE", ""))
         self.metrics_public = env.get("OPUHUB_METRICS_PUBLIC", "0") in ("1", "true", "yes")
         self.interval = float(env.get("OPUHUB_LEASE_CHECK_INTERVAL", "15"))
-        self.hub_auth = HubOAuth(api_token=env["JUPYTERHUB_API_TOKEN"], cache_max_age=5)
+        # the singleton: HubOAuthCallbackHandler uses HubOAuth.instance(), and the OAuth state
+        # (with the PKCE verifier) lives in that object's memory
+        self.hub_auth = HubOAuth.instance(api_token=env["JUPYTERHUB_API_TOKEN"], cache_max_age=5)
         self.enforcer = Enforcer(
             self.store,
             HubAPI(env["JUPYTERHUB_API_URL"], env["JUPYTERHUB_API_TOKEN"]),

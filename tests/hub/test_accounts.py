@@ -62,7 +62,11 @@ def test_bulk_create_and_log_in_with_the_workshop_password(hub):
     assert f"OPU Hub is starting at {hub.url}" in hub.log()
     admin_password = (hub.state / "admin-password").read_text().strip()
     assert ((hub.state / "admin-password").stat().st_mode & 0o777) == 0o600
-    assert login(hub, "admin", admin_password).status_code == 302
+    admin = requests.Session()
+    assert login(hub, "admin", admin_password, admin).status_code == 302
+    # in a browser, the lease service logs the user in through the hub (OAuth)
+    leases = admin.get(f"{hub.url}/services/opu-lease/api/leases", timeout=30)
+    assert leases.status_code == 200 and "devices" in leases.json(), leases.text[:300]
     assert login(hub, "admin", USER_PASSWORD).status_code == 403  # admins need their own
     # only created accounts may log in (allow_existing_users, not allow_all)
     assert login(hub, "stranger", USER_PASSWORD).status_code == 403
