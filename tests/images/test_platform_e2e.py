@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from .conftest import LABEL, Containers
+from .conftest import LABEL, REPO, Containers
 from .hubcontainer import HubContainer, remove_tagged
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -102,6 +102,12 @@ def test_two_users_spawn_and_run_opu_code(hub, docker_client):
         results[name] = float(total)
     # the same simulated OPU (same seed and shape) gives both users the same numbers
     assert results[alice] == pytest.approx(results[bob])
+    # the curated notebooks are in the user's home
+    listing = hub.execute(alice, hub.user_token(alice),
+                          "import os; print(sorted(f for f in os.listdir('/home/jovyan/examples')"
+                          " if f.endswith('.ipynb')))")
+    shipped = sorted(p.name for p in (REPO / "notebooks").glob("*.ipynb"))
+    assert ast.literal_eval(listing["stdout"]) == shipped, listing
 
 
 def test_user_containers_are_hardened(hub, docker_client):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import secrets
 import shlex
+import time
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,7 @@ def test_image_config_runs_non_root_under_tini(docker_client, singleuser_image):
     config = docker_client.images.get(singleuser_image).attrs["Config"]
     assert config["User"] in (f"{NB_UID}:{NB_UID}", str(NB_UID), "jovyan"), config["User"]
     assert config["Entrypoint"][0].endswith("tini"), config["Entrypoint"]
+    assert config["Entrypoint"][-1] == "/usr/local/bin/opuhub-start", config["Entrypoint"]
     assert config["Cmd"] == ["jupyterhub-singleuser"]
     assert config["WorkingDir"] == "/home/jovyan"
 
@@ -94,6 +96,34 @@ def test_curated_notebooks_shipped(containers, singleuser_image):
     code, out = containers.exec(c, ["sh", "-c", f"test -r {NOTEBOOK_DIR}/{shlex.quote(NOTEBOOKS[0])} "
                                                  f"&& ! test -w {NOTEBOOK_DIR} && echo ok"])
     assert out.strip() == "ok", out
+
+
+def wait_for_sync(container, count: int, timeout: float = 60) -> None:
+    """Until opuhub-start has logged its examples summary `count` times (once per start)."""
+    deadline = time.monotonic() + timeout
+    while container.logs().decode(errors="replace").count("examples:") < count:
+        assert time.monotonic() < deadline, container.logs().decode(errors="replace")
+        time.sleep(0.2)
+
+
+def test_examples_synced_into_home_keeping_user_changes(containers, singleuser_image):
+    c = run_sleeping(containers, singleuser_image)
+    wait_for_sync(c, 1)
+    code, out = containers.exec(c, ["sh", "-c", "cd /home/jovyan/examples && ls -1 *.ipynb"])
+    assert code == 0 and sorted(out.split()) == NOTEBOOKS, out
+    if len(NOTEBOOKS) < 2:
+        pytest.fail("needs at least two curated notebooks")
+    edited, deleted = NOTEBOOKS[0], NOTEBOOKS[1]
+    containers.exec(c, ["sh", "-c", f"cd /home/jovyan/examples && echo mine > {shlex.quote(edited)} "
+                                    f"&& rm {shlex.quote(deleted)}"])
+    c.restart(timeout=5)  # the next server start syncs again
+    wait_for_sync(c, 2)
+    code, out = containers.exec(c, ["sh", "-c", "cd /home/jovyan/examples && ls -1 *.ipynb && "
+                                                f"cat {shlex.quote(edited)}"])
+    lines = out.split()
+    assert lines[-1] == "mine", out  # the user's edit is kept
+    assert deleted not in lines, out  # and so is their deletion
+    assert sorted(lines[:-1]) == sorted(set(NOTEBOOKS) - {deleted}), out
 
 
 def test_server_answers_http_and_defaults_to_opu_kernel(containers, singleuser_image):
