@@ -9,6 +9,7 @@ stop: an explicit stop, the idle culler, a crashed server noticed by ``poll``, o
 
 from __future__ import annotations
 
+import functools
 import glob
 import sqlite3
 import time
@@ -28,6 +29,12 @@ from .profiles import (
     parse_user_options,
 )
 from .settings import hub_timezone
+
+
+@functools.lru_cache(maxsize=8)
+def _store_at(path: str) -> LeaseStore:
+    # one store object per file for the hub's lifetime (it opens a connection per operation)
+    return LeaseStore(path)
 
 
 class OPUSpawnerMixin(LoggingConfigurable):
@@ -113,7 +120,7 @@ class OPUSpawnerMixin(LoggingConfigurable):
 
     @property
     def lease_store(self) -> LeaseStore:
-        return LeaseStore(self.lease_db)
+        return _store_at(self.lease_db)
 
     @property
     def opu_lease(self) -> Lease | None:
