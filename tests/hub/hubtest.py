@@ -355,10 +355,11 @@ def launched_hub(name: str, tmp_path_factory) -> Hub | None:
 
 @hub_factory("second", ("test_idle_culler.py", "test_authenticators.py"))
 def make_second_hub(tmp_path_factory):
-    """Persistent accounts (NativeAuthenticator) and an impatient idle culler."""
+    """Persistent accounts (NativeAuthenticator), an impatient idle culler and kernel culler."""
     return Hub(
         hub_root("second-hub"),
         authenticator="native",
+        kernel_cull_idle_seconds=2,
         cull_idle_seconds=6,
         cull_every_seconds=2,
         last_activity_interval=2,

@@ -2,6 +2,7 @@
 server's OPU lease ends with it. The second hub, with short timeouts."""
 
 import pytest
+import requests
 
 from opuhub.lease_store import LeaseStore
 from tests.hub.hubtest import wait_for
@@ -22,3 +23,19 @@ def test_culler_culls_an_idle_server_and_its_lease_ends(second_hub):
     history = LeaseStore(hub.state / "opu_leases.sqlite").history()
     assert history[0]["username"] == "sleepy" and history[0]["end_reason"] == "stopped"
     assert "Culling server sleepy" in hub.log() or "culling" in hub.log().lower()
+
+
+def test_idle_kernels_are_culled_inside_a_server_in_use(second_hub):
+    """Server-side kernel culling: an open tab keeps the server in use, not its idle kernels."""
+    hub = second_hub
+    hub.create_users("tabby")
+    hub.spawn("tabby")
+    token = hub.user_token("tabby")
+    kernels = f"{hub.url}/user/tabby/api/kernels"
+    headers = {"Authorization": f"token {token}"}
+    created = requests.post(kernels, json={"name": "python3"}, headers=headers, timeout=60)
+    assert created.status_code == 201, created.text
+    # like a browser tab polling the server: the server stays active, the kernel idles
+    wait_for(lambda: requests.get(kernels, headers=headers, timeout=30).json() == [], 60,
+             "the idle kernel to be culled", interval=0.5)
+    assert hub.server_model("tabby") is not None
