@@ -16,12 +16,38 @@ import os
 import socket
 
 from dockerspawner import DockerSpawner
+from tornado import web
 from traitlets import Dict, Integer, Unicode, default, validate
 
 from . import container_spec
 from .lease import Lease
 from .lease_spawner import OPUSpawnerMixin
 from .profiles import HARDWARE, SIMULATOR, SpawnChoice
+
+
+def explain_docker_error(exc: BaseException, image: str) -> tuple[int, str] | None:
+    """What to tell the user when Docker fails a spawn (None: not a Docker failure).
+
+    DockerSpawner lets docker-py's exceptions through, and the hub then shows a bare
+    "500: Internal Server Error"; these messages say what is wrong and who can fix it.
+    """
+    import docker.errors
+    import requests
+
+    if isinstance(exc, docker.errors.ImageNotFound):
+        return 503, (
+            f"The notebook image {image} is not on this host (images are never pulled here). "
+            "An admin builds it with `make images`."
+        )
+    if isinstance(exc, docker.errors.APIError):
+        detail = getattr(exc, "explanation", None) or str(exc)
+        return 500, f"Docker refused to start your server: {detail}"
+    if isinstance(exc, docker.errors.DockerException | requests.exceptions.ConnectionError):
+        return 503, (
+            "The Docker engine is unreachable, so no notebook server can start right now "
+            f"({type(exc).__name__}). An admin must start it; try again later."
+        )
+    return None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -148,6 +174,18 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
             # every container shares the host's ports: pick a free one per spawn
             self.ip = "127.0.0.1"
             self.port = free_port()
+
+    async def start(self):
+        try:
+            return await super().start()
+        except web.HTTPError:
+            raise
+        except Exception as e:
+            explained = explain_docker_error(e, self.image)
+            if explained is None:
+                raise
+            self.log.error("Docker could not start %s: %s", self._log_name, e)
+            raise web.HTTPError(*explained) from None
 
     async def get_ip_and_port(self):
         if self.host_network:

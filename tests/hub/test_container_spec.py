@@ -114,3 +114,19 @@ def test_uid_zero_is_refused():
     with pytest.raises(ValueError, match="root"):
         spawner(container_uid=0)
 
+
+
+def test_docker_failures_are_explained_to_the_user():
+    import docker.errors
+    import requests
+
+    from opuhub.spawner import explain_docker_error
+
+    status, message = explain_docker_error(docker.errors.ImageNotFound("No such image"), "img:9")
+    assert status == 503 and "img:9" in message and "make images" in message
+    status, message = explain_docker_error(
+        docker.errors.DockerException("Error while fetching server API version"), "img:9")
+    assert status == 503 and "Docker engine is unreachable" in message
+    status, _ = explain_docker_error(requests.exceptions.ConnectionError("refused"), "img:9")
+    assert status == 503
+    assert explain_docker_error(ValueError("not docker"), "img:9") is None

@@ -13,6 +13,7 @@ from tests.hub.hubtest import Hub, hub_factory, hub_root, launched_hub
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 IMAGE = os.environ.get("OPUHUB_TEST_IMAGE", "opuhub/singleuser:latest")
+ABSENT_IMAGE = "opuhub/absent-for-tests:never"
 
 
 def unavailable(why: str):
@@ -44,7 +45,9 @@ def make_docker_hub(tmp_path_factory):
     if subprocess.run(["mknod", str(node), "c", "1", "3"]).returncode:
         return None
     network = f"opuhub-test-{uuid.uuid4().hex[:8]}"
-    hub = Hub(root, spawner="docker", docker_network=network, devices=str(node), image=IMAGE)
+    # the simulator profile's image is missing on purpose: that spawn must say so
+    hub = Hub(root, spawner="docker", docker_network=network, devices=str(node),
+              image=ABSENT_IMAGE, hardware_image=IMAGE)
     hub.env.pop("OPUHUB_HUB_BIND_URL")  # containers reach the hub at the network's gateway
     hub.devices = [str(node)]
     hub.network = network
@@ -93,3 +96,13 @@ def test_holder_container_is_locked_down_and_gets_the_device(docker_hub):
     assert not [c for c in client.containers.list(all=True) if c.name == "jupyter-dockeruser"]
     # the home volume outlives the container
     assert client.volumes.get("opuhub-home-dockeruser")
+
+
+def test_a_missing_image_is_a_clear_error_and_the_hub_stays_up(docker_hub):
+    hub, client = docker_hub
+    hub.create_users("imageless")
+    resp = hub.api("POST", "/users/imageless/server", json={"profile": "simulator"})
+    assert resp.status_code == 503, resp.text
+    assert ABSENT_IMAGE in resp.json()["message"] and "make images" in resp.json()["message"]
+    assert hub.server_model("imageless") is None
+    assert hub.api("GET", "/users").status_code == 200
