@@ -39,7 +39,10 @@ class ExactCamera:
     dtype = np.float32
     exposure_us = None
 
-    def expose(self, intensity: np.ndarray, out: np.ndarray) -> int:
+    def start_frame(self) -> None:
+        """Nothing to prepare: exact intensities carry no noise."""
+
+    def expose(self, intensity: np.ndarray, out: np.ndarray, tile=(0, 0)) -> int:
         if out is not intensity:
             out[...] = intensity
         return 0
@@ -56,22 +59,30 @@ class EightBitCamera:
             raise ValueError(f"exposure_us must be positive, got {exposure_us!r}")
         self.exposure_us = float(exposure_us)
         self.noise = bool(noise)
-        self._noise_rng = np.random.default_rng([seed, 0x0E1F]) if noise else None
+        self.seed = int(seed)
+        self._frames = 0
 
     @property
     def gain(self) -> float:
         return self.exposure_us * COUNTS_PER_US
 
-    def expose(self, intensity: np.ndarray, out: np.ndarray) -> int:
+    def start_frame(self) -> None:
+        """A new acquisition: its noise differs from the previous one's, reproducibly."""
+        self._frames += 1
+
+    def expose(self, intensity: np.ndarray, out: np.ndarray, tile=(0, 0)) -> int:
         """Quantize ``intensity`` (float32 scratch, modified in place) into ``out`` (uint8).
 
-        Returns the number of saturated values.
+        ``tile`` (first row, first component) seeds the noise of this part of the frame, so
+        noise does not depend on which thread computes which tile. Returns the number of
+        saturated values.
         """
         intensity *= np.float32(self.gain)
         if self.noise:
-            electrons = self._noise_rng.poisson(intensity * ELECTRONS_PER_COUNT).astype(np.float32)
-            electrons += self._noise_rng.normal(0.0, READ_NOISE_ELECTRONS,
-                                                intensity.shape).astype(np.float32)
+            rng = np.random.default_rng([self.seed, 0x0E1F, self._frames, *tile])
+            electrons = rng.poisson(intensity * ELECTRONS_PER_COUNT).astype(np.float32)
+            electrons += rng.normal(0.0, READ_NOISE_ELECTRONS,
+                                    intensity.shape).astype(np.float32)
             np.multiply(electrons, np.float32(1.0 / ELECTRONS_PER_COUNT), out=intensity)
         np.rint(intensity, out=intensity)
         saturated = int(np.count_nonzero(intensity >= 255.0))
