@@ -130,8 +130,9 @@ def speed(n_components: int, repeats: int) -> dict:
     runs = {"ours": lambda: opu.transform(X),
             "lightonml": lambda: lightonml_transform(X, complex_matrix),
             "floor": floor}
-    # Interleave the three so that machine noise hits them alike. Wall time uses every BLAS
-    # thread; CPU time is taken single-threaded, which other jobs on the machine disturb less.
+    # Interleave the three so that machine noise hits them alike. Wall time: every core. CPU time
+    # (all threads) with BLAS limited to one thread: the total work, which other jobs on the
+    # machine disturb less than wall time.
     seconds = {name: [] for name in runs}
     cpu = {name: [] for name in runs}
     for _ in range(repeats):
@@ -158,7 +159,7 @@ def main() -> None:
     print(f"numpy {np.__version__}, BLAS {blas}")
     print(f"batch {BATCH}, n_features {N_FEATURES}; median of {repeats}, interleaved\n")
     header = (f"{'n_components':>12} {'ours s':>8} {'lightonml s':>11} {'floor s':>8} "
-              f"{'lightonml/ours':>14} {'ours/floor':>10} {'1-thread cpu: lml/ours':>22} "
+              f"{'lightonml/ours':>14} {'ours/floor':>10} {'cpu time: lml/ours':>22} "
               f"{'ours/floor':>10} {'ours mem':>9} {'lightonml mem':>13}")
     print(header)
     for n_components in SHAPES:
