@@ -2,9 +2,13 @@
 
 import json
 import os
+import time
+import uuid
 from pathlib import Path
 
 import numpy as np
+import requests
+import websocket
 
 
 def binary(shape, seed=0):
@@ -33,3 +37,44 @@ def make_stand_in_node(path: Path, mode: int = 0o666) -> Path:
     os.mknod(path, 0o020000 | mode, os.makedev(1, 3))
     os.chmod(path, mode)
     return path
+
+
+def execute_in_user_kernel(hub_url: str, user: str, token: str, code: str, kernel: str,
+                           timeout: float) -> dict:
+    """Start a kernel in ``user``'s server through the hub's proxy at ``hub_url``, run ``code``
+    over the kernel's websocket and return {"stdout": ..., "result": ..., "error": ...}."""
+    headers = {"Authorization": f"token {token}"}
+    base = f"{hub_url}/user/{user}/api/kernels"
+    resp = requests.post(base, json={"name": kernel}, headers=headers, timeout=60)
+    assert resp.status_code == 201, resp.text
+    kernel_id = resp.json()["id"]
+    ws = websocket.create_connection(base.replace("http://", "ws://", 1) + f"/{kernel_id}/channels",
+                                     header=[f"Authorization: token {token}"], timeout=timeout)
+    try:
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "username": user, "session": uuid.uuid4().hex,
+                       "msg_type": "execute_request", "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+        }))
+        out = {"stdout": "", "result": None, "error": None}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream" and content.get("name") == "stdout":
+                out["stdout"] += content["text"]
+            elif kind == "execute_result":
+                out["result"] = content["data"].get("text/plain")
+            elif kind == "error":
+                out["error"] = f"{content['ename']}: {content['evalue']}"
+            elif kind == "status" and content["execution_state"] == "idle":
+                return out
+        raise TimeoutError(f"no reply from {user}'s kernel within {timeout}s")
+    finally:
+        ws.close()
+        requests.delete(f"{base}/{kernel_id}", headers=headers, timeout=30)

@@ -5,7 +5,6 @@ OPU device node. Traffic goes to 127.0.0.1 only.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -15,13 +14,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import requests
-import websocket
 
-from tests.helpers import make_stand_in_node
+from tests.helpers import execute_in_user_kernel, make_stand_in_node
 
 REPO = Path(__file__).resolve().parents[2]
 FAKES = REPO / "tests" / "fakes"
@@ -283,45 +280,9 @@ class Hub:
 
     def execute(self, user: str, token: str, code: str, kernel: str = "python3",
                 timeout: float = 90) -> dict:
-        """Start a kernel in ``user``'s server, run ``code`` over the websocket, return
-        {"stdout": ..., "result": ..., "error": ...}."""
-        headers = {"Authorization": f"token {token}"}
-        base = f"{self.url}/user/{user}/api/kernels"
-        resp = requests.post(base, json={"name": kernel}, headers=headers, timeout=60)
-        assert resp.status_code == 201, resp.text
-        kernel_id = resp.json()["id"]
-        ws = websocket.create_connection(
-            f"ws://127.0.0.1:{self.port}/user/{user}/api/kernels/{kernel_id}/channels",
-            header=[f"Authorization: token {token}"], timeout=timeout,
-        )
-        try:
-            msg_id = uuid.uuid4().hex
-            ws.send(json.dumps({
-                "header": {"msg_id": msg_id, "username": user, "session": uuid.uuid4().hex,
-                           "msg_type": "execute_request", "version": "5.3"},
-                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-                "content": {"code": code, "silent": False, "store_history": False,
-                            "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
-            }))
-            out = {"stdout": "", "result": None, "error": None}
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                msg = json.loads(ws.recv())
-                if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                kind, content = msg["msg_type"], msg["content"]
-                if kind == "stream" and content.get("name") == "stdout":
-                    out["stdout"] += content["text"]
-                elif kind == "execute_result":
-                    out["result"] = content["data"].get("text/plain")
-                elif kind == "error":
-                    out["error"] = f"{content['ename']}: {content['evalue']}"
-                elif kind == "status" and content["execution_state"] == "idle":
-                    return out
-            raise TimeoutError(f"no reply from the kernel within {timeout}s")
-        finally:
-            ws.close()
-            requests.delete(f"{base}/{kernel_id}", headers=headers, timeout=30)
+        """Run ``code`` in a new kernel of ``user``'s server, through the proxy."""
+        return execute_in_user_kernel(f"http://127.0.0.1:{self.port}", user, token, code,
+                                      kernel, timeout)
 
 # Hubs that some test modules need besides the session hub (other settings). Starting a hub
 # takes seconds of mostly waiting, so they are launched together with the session hub (when a

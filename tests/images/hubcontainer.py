@@ -5,12 +5,12 @@ address on a bridge network that the tests created."""
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
 import requests
-import websocket
+
+from tests.helpers import execute_in_user_kernel
 
 from .conftest import LABEL, container_ip, wait_http
 
@@ -136,41 +136,8 @@ class HubContainer:
 
     def execute(self, user: str, token: str, code: str, kernel: str = "opu",
                 timeout: float = 120) -> dict:
-        headers = {"Authorization": f"token {token}"}
-        base = f"{self.url}/user/{user}/api/kernels"
-        resp = requests.post(base, json={"name": kernel}, headers=headers, timeout=60)
-        assert resp.status_code == 201, resp.text
-        kernel_id = resp.json()["id"]
-        ws_url = base.replace("http://", "ws://", 1) + f"/{kernel_id}/channels"
-        ws = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"],
-                                         timeout=timeout)
-        try:
-            msg_id = uuid.uuid4().hex
-            ws.send(json.dumps({
-                "header": {"msg_id": msg_id, "username": user, "session": uuid.uuid4().hex,
-                           "msg_type": "execute_request", "version": "5.3"},
-                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-                "content": {"code": code, "silent": False, "store_history": False,
-                            "user_expressions": {}, "allow_stdin": False,
-                            "stop_on_error": True},
-            }))
-            out = {"stdout": "", "error": None}
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                msg = json.loads(ws.recv())
-                if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                kind, content = msg["msg_type"], msg["content"]
-                if kind == "stream" and content.get("name") == "stdout":
-                    out["stdout"] += content["text"]
-                elif kind == "error":
-                    out["error"] = f"{content['ename']}: {content['evalue']}"
-                elif kind == "status" and content["execution_state"] == "idle":
-                    return out
-            raise TimeoutError(f"no reply from {user}'s kernel within {timeout}s")
-        finally:
-            ws.close()
-            requests.delete(f"{base}/{kernel_id}", headers=headers, timeout=30)
+        """Run ``code`` in a new kernel of ``user``'s server, through the hub's proxy."""
+        return execute_in_user_kernel(self.url, user, token, code, kernel, timeout)
 
 
 def remove_tagged(client, tag: str) -> None:
