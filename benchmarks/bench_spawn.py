@@ -43,8 +43,8 @@ def wait_ready(hub: HubContainer, user: str, timeout: float = 300) -> None:
     raise TimeoutError(f"{user}'s server not ready within {timeout}s")
 
 
-def spawn_latency(hub: HubContainer, runs: int) -> list[float]:
-    user = "latency"
+def spawn_latency(hub: HubContainer, runs: int, tag: str) -> list[float]:
+    user = f"{tag}-latency"  # the tag in every name lets the clean-up find what the hub made
     hub.create_users(user)
     hub.spawn(user)  # first start creates the home volume: not counted
     hub.stop_server(user)
@@ -98,11 +98,11 @@ def main() -> None:
                 print(f"image {image}: {size:.0f} MB")
             except docker.errors.ImageNotFound:
                 print(f"image {image}: absent")
-        latency = spawn_latency(hub, args.latency_runs)
+        latency = spawn_latency(hub, args.latency_runs, tag)
         print(f"spawn latency (warm image, request → ready), {len(latency)} runs: median "
               f"{statistics.median(latency):.2f} s (min {min(latency):.2f}, max "
               f"{max(latency):.2f})")
-        users = [f"attendee-{i:02d}" for i in range(1, args.burst + 1)]
+        users = [f"{tag}-attendee-{i:02d}" for i in range(1, args.burst + 1)]
         hub.create_users(*users)
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=args.burst) as pool:
