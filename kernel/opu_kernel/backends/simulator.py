@@ -13,7 +13,6 @@ streamed, and growing ``n_components`` keeps the first components unchanged.
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -23,8 +22,6 @@ from threadpoolctl import threadpool_limits
 
 from .. import camera as cameras
 from .base import Acquisition, Backend
-
-log = logging.getLogger(__name__)
 
 BLOCK_COMPONENTS = 4096
 #: Output tile computed at once: ROW_TILE inputs × COLUMN_TILE components (4 MiB of float32).
