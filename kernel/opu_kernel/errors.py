@@ -15,3 +15,11 @@ class DeviceBusyError(OPUError):
 
 class DeviceClosedError(OPUError):
     """A transform was asked of a device that was closed."""
+
+
+class SimulatorLimitError(ValueError):
+    """A simulated transform larger than this server allows (``OPU_SIMULATOR_MAX_*``)."""
+
+
+class UnsafeLockError(OPUError):
+    """The device lock file or its folder could be tampered with by another user."""

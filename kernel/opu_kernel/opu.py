@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from . import __version__, backends
+from . import __version__, backends, limits
 from . import camera as cameras
 from .backends.simulator import SimulatorBackend
 from .context import Context, ContextArray, now
@@ -38,6 +38,10 @@ class OPU:
     streaming: True, False or "auto"
         Simulator only: regenerate H block by block instead of holding it ("auto": when
         holding it would take over 40 % of the available memory).
+
+    On the simulator, a server may cap ``n_components`` and the work of one transform (env
+    ``OPU_SIMULATOR_MAX_N_COMPONENTS``, ``OPU_SIMULATOR_MAX_WORK``; see ``opu_kernel.limits``):
+    larger requests raise ``SimulatorLimitError`` (a ``ValueError``) before computing.
     """
 
     def __init__(self, n_components: int = 200000, opu_device=None,
@@ -88,6 +92,7 @@ class OPU:
                 name, device=device_node, seed=self.seed, camera=camera,
                 camera_noise=self.camera_noise, streaming=streaming,
                 config_file=config_file, config_override=self.config_override)
+        self._check_n_components(self.n_components)
         if open_at_init is None:
             open_at_init = True
         if open_at_init:
@@ -109,7 +114,10 @@ class OPU:
 
     @n_components.setter
     def n_components(self, value: int) -> None:
-        self._n_components = positive_int(value, "n_components")
+        value = positive_int(value, "n_components")
+        if "device" in self.__dict__:  # the constructor checks once the backend is known
+            self._check_n_components(value)
+        self._n_components = value
         self._configured = False
 
     @property
@@ -166,6 +174,7 @@ class OPU:
         return self
 
     def _fit(self, X, n_features, packed, is_2d, online, override):
+        self._check_n_components(self.n_components)
         traits = traits_for_fit(X, n_features, packed, is_2d)
         if traits.n_features_s > self.max_n_features:
             raise ValueError(too_many_features(traits.n_features_s, self.max_n_features))
@@ -223,6 +232,7 @@ class OPU:
         encoder = encoder_cls() if inspect.isclass(encoder_cls) else encoder_cls
         X_encoded = encoder.transform(X)
         prepared = prepare(X_encoded, self._traits, self.max_n_features)
+        self._check_work(prepared.rows.shape[0])
         self._configure()
         start = now()
         try:
@@ -255,6 +265,21 @@ class OPU:
             tensor.context = context
             return tensor
         return output
+
+    # -- the simulator's caps (limits.py): checked before anything is drawn or computed ----
+    def _check_n_components(self, n_components: int) -> None:
+        if self.simulated:
+            limits.check_n_components(n_components, limits.SimulatorLimits.from_env())
+
+    def _check_work(self, n_rows: int) -> None:
+        if not self.simulated:
+            return
+        caps = limits.SimulatorLimits.from_env()
+        limits.check_n_components(self.n_components, caps)
+        n_features = self._traits.n_features_s
+        draws = getattr(self.device, "draws_matrix", None)
+        limits.check_work(n_rows, n_features, self.n_components,
+                          draws is None or draws(n_features, self.n_components), caps)
 
     def _configure(self):
         if self._configured:
@@ -298,6 +323,11 @@ class OPU:
         info = dict(self.device.describe())
         info.update(open=self.is_open, n_components=self.n_components,
                     max_n_features=self.max_n_features, n_features=self.n_features)
+        if self.simulated:
+            try:
+                info.update(limits.SimulatorLimits.from_env().describe())
+            except limits.SimulatorLimitError as exc:  # a bad setting: show it, don't fail
+                info["limits"] = str(exc)
         return info
 
     def __repr__(self) -> str:

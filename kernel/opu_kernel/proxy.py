@@ -90,13 +90,21 @@ class LazyOPU:
 
     def _get(self):
         if self._opu is None:
+            from .errors import SimulatorLimitError
             from .opu import OPU
 
             settings = self.settings
-            opu = OPU(n_components=settings.n_components,
-                      max_n_features=settings.max_n_features, seed=settings.seed,
-                      backend=self._backend_choice or settings.backend,
-                      opu_device=settings.device)
+            try:
+                opu = OPU(n_components=settings.n_components,
+                          max_n_features=settings.max_n_features, seed=settings.seed,
+                          backend=self._backend_choice or settings.backend,
+                          opu_device=settings.device)
+            except SimulatorLimitError as exc:
+                # The user did not choose this n_components: say where it came from.
+                raise SimulatorLimitError(
+                    f"{exc} (The kernel's `opu` takes n_components from OPU_N_COMPONENTS="
+                    f"{settings.n_components}; create your own instead, e.g. "
+                    "opu = OPU(n_components=10_000).)") from None
             object.__setattr__(self, "_opu", opu)
             object.__setattr__(self, "_acquired_at", time.time())
         return self._opu
@@ -175,6 +183,13 @@ class LazyOPU:
                     "max_n_features": settings.max_n_features,
                     "device": "simulated" if backend == "simulator"
                     else device_path(settings.device)}
+            if backend == "simulator":
+                from .limits import SimulatorLimitError, SimulatorLimits
+
+                try:
+                    info.update(SimulatorLimits.from_env().describe())
+                except SimulatorLimitError as exc:
+                    info["limits"] = str(exc)
         if info.get("backend") == "hardware" or self._opu is None:
             from .backends import device_path, hardware_problems
 

@@ -15,3 +15,10 @@ def opu_kernelspecs(tmp_path_factory) -> KernelSpecManager:
                    check=True, capture_output=True)
     kernels = prefix / "share" / "jupyter" / "kernels"
     return KernelSpecManager(kernel_dirs=[str(kernels)])
+
+
+@pytest.fixture(autouse=True)
+def no_simulator_limits(monkeypatch):
+    """Caps come from the hub's environment; tests set them where they test them."""
+    for name in ("OPU_SIMULATOR_MAX_N_COMPONENTS", "OPU_SIMULATOR_MAX_WORK"):
+        monkeypatch.delenv(name, raising=False)

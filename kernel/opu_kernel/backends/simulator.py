@@ -219,6 +219,17 @@ class SimulatorBackend(Backend):
             return self._shape is not None and should_stream(*self._shape)
         return bool(self.streaming)
 
+    def streams_at(self, n_features: int, n_components: int) -> bool:
+        if self.streaming == "auto":
+            return should_stream(n_features, n_components)
+        return bool(self.streaming)
+
+    def draws_matrix(self, n_features: int, n_components: int) -> bool:
+        """Whether a transform at this shape draws H: streamed, every call; held, unless it
+        is held at this shape already."""
+        shape = (int(n_features), int(n_components))
+        return self.streams_at(*shape) or self._matrix is None or self._matrix_shape != shape
+
     def matrix(self):
         """H for the configured shape, built on first use and kept while open."""
         if self._matrix_shape != self._shape:
