@@ -5,14 +5,21 @@ SomeSpawner)``). Its ``start`` validates the user's options, claims a device for
 "OPU hardware" profile (failing fast, before any container or process exists), then lets the
 real spawner start. The lease ends in ``run_post_stop_hook``, which JupyterHub runs after every
 stop: an explicit stop, the idle culler, a crashed server noticed by ``poll``, or a failed spawn.
+
+Every lease-store call runs on a few threads of its own (:func:`in_store_thread`): SQLite may wait
+up to its busy timeout for the lock, and the hub's event loop, which serves every user, must not
+wait with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import glob
+import inspect
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from tornado import web
 from traitlets import Float, Integer, List, Unicode, default, validate
@@ -35,6 +42,18 @@ from .settings import hub_timezone
 def _store_at(path: str) -> LeaseStore:
     # one store object per file for the hub's lifetime (it opens a connection per operation)
     return LeaseStore(path)
+
+
+# Apart from asyncio's default executor, so that claims queued behind a locked database never
+# hold up other work the hub hands to threads. Threads start on first use.
+_STORE_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="opu-lease-store")
+
+
+async def in_store_thread(path: str, operation):
+    """``operation(store)`` on the store of ``path``, run on the lease-store threads (opening
+    the store, which creates the schema, happens there too)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_STORE_THREADS, lambda: operation(_store_at(path)))
 
 
 class OPUSpawnerMixin(LoggingConfigurable):
@@ -122,10 +141,24 @@ class OPUSpawnerMixin(LoggingConfigurable):
     def lease_store(self) -> LeaseStore:
         return _store_at(self.lease_db)
 
+    async def current_lease(self) -> Lease | None:
+        """The lease this server holds right now (the store is the source of truth)."""
+        key = self._lease_key
+        return await self.in_store_thread(lambda store: store.lease_for(*key))
+
     @property
     def opu_lease(self) -> Lease | None:
-        """The lease this server holds right now (the store is the source of truth)."""
-        return self.lease_store.lease_for(self.user.name, self.name or "")
+        """:meth:`current_lease`, blocking: it may wait for SQLite's lock, so never call it on
+        the hub's event loop (coroutines await ``current_lease()``)."""
+        return self.lease_store.lease_for(*self._lease_key)
+
+    @property
+    def _lease_key(self) -> tuple[str, str]:
+        return self.user.name, self.name or ""
+
+    async def in_store_thread(self, operation):
+        """``operation(store)`` off the event loop (see :func:`in_store_thread`)."""
+        return await in_store_thread(self.lease_db, operation)
 
     # --- the spawn form ------------------------------------------------------------------------
 
@@ -134,8 +167,8 @@ class OPUSpawnerMixin(LoggingConfigurable):
         if not self.devices:
             return ""  # simulator only: no choice to make, no form
 
-        def render(spawner):
-            leases = spawner.lease_store.active()
+        async def render(spawner):  # JupyterHub awaits a coroutine here
+            leases = await spawner.in_store_thread(lambda store: store.active())
             tz = hub_timezone(spawner.lease_timezone)
             lines = device_status_lines(spawner.devices, leases, tz, time.time())
             max_minutes = spawner.lease_max_duration / 60 if spawner.lease_max_duration else None
@@ -154,18 +187,21 @@ class OPUSpawnerMixin(LoggingConfigurable):
         except ValueError as e:
             raise web.HTTPError(400, str(e)) from None
 
-    def claim_device(self, choice: SpawnChoice) -> Lease | None:
+    async def claim_device(self, choice: SpawnChoice) -> Lease | None:
         if not choice.wants_device:
             return None
+        username, server_name = self._lease_key
+        devices, policy = list(self.devices), self.lease_policy
+        tz = hub_timezone(self.lease_timezone)
+
+        def claim(store: LeaseStore):
+            decision = store.claim(username, server_name, devices, policy,
+                                   requested_duration=choice.lease_seconds, tz=tz)
+            lease = store.lease_for(username, server_name) if isinstance(decision, Grant) else None
+            return decision, lease
+
         try:
-            decision = self.lease_store.claim(
-                self.user.name,
-                self.name or "",
-                self.devices,
-                self.lease_policy,
-                requested_duration=choice.lease_seconds,
-                tz=hub_timezone(self.lease_timezone),
-            )
+            decision, lease = await self.in_store_thread(claim)
         except sqlite3.Error as e:
             self.log.error("OPU lease store %s failed: %s", self.lease_db, e)
             raise web.HTTPError(
@@ -176,7 +212,6 @@ class OPUSpawnerMixin(LoggingConfigurable):
                           decision.message)
             # 409 Conflict: the request is fine, the device is not available right now
             raise web.HTTPError(409, decision.message)
-        lease = self.opu_lease
         until = "its server stops" if decision.expires_at is None else iso_utc(decision.expires_at)
         self.log.info("OPU lease: %s holds %s until %s", self._log_name, decision.device, until)
         return lease
@@ -190,7 +225,7 @@ class OPUSpawnerMixin(LoggingConfigurable):
 
     async def start(self):
         choice = self.spawn_choice()
-        lease = self.claim_device(choice)
+        lease = await self.claim_device(choice)
         self._opu_kernel_env = kernel_env(
             choice,
             self.default_n_components,
@@ -203,7 +238,7 @@ class OPUSpawnerMixin(LoggingConfigurable):
             return await super().start()
         except BaseException:
             if lease is not None:
-                self.lease_store.release(self.user.name, self.name or "", ENDED_SPAWN_FAILED)
+                await self._release(ENDED_SPAWN_FAILED)
             raise
 
     def get_env(self):
@@ -211,14 +246,24 @@ class OPUSpawnerMixin(LoggingConfigurable):
         env.update(getattr(self, "_opu_kernel_env", None) or {})
         return env
 
-    def run_post_stop_hook(self):
+    async def _release(self, reason: str) -> Lease | None:
+        username, server_name = self._lease_key
         try:
-            ended = self.lease_store.release(self.user.name, self.name or "", ENDED_STOPPED)
+            return await self.in_store_thread(
+                lambda store: store.release(username, server_name, reason))
         except sqlite3.Error:
-            # the stop itself must complete; the lease service ends the orphaned lease later
+            # the stop (or the failed spawn's error) must go through; the lease service ends
+            # the orphaned lease later
             self.log.exception("could not release the OPU lease of %s", self._log_name)
-            ended = None
+            return None
+
+    async def run_post_stop_hook(self):
+        # JupyterHub awaits this (maybe_future), so the release runs off the event loop
+        ended = await self._release(ENDED_STOPPED)
         if ended is not None:
             self.log.info("OPU lease on %s released: %s stopped after %.0fs", ended.device,
                           self._log_name, ended.seconds_used(time.time()))
-        return super().run_post_stop_hook()
+        result = super().run_post_stop_hook()
+        if inspect.isawaitable(result):  # a deployer's post_stop_hook may be async
+            result = await result
+        return result

@@ -2,9 +2,12 @@
 
 On top of DockerSpawner:
 - the image comes from the profile ("Simulator" / "OPU hardware"), never from the user;
-- the lease holder's container, and only it, gets the device (``extra_host_config`` callable);
+- the lease holder's container, and only it, gets the device;
 - non-root (uid 1000), all capabilities dropped, no-new-privileges, pids/memory/CPU limits,
-  no Docker socket;
+  no Docker socket, no host path outside ``allowed_host_paths``;
+- a deployer's ``extra_host_config`` / ``extra_create_kwargs`` (dict, or callable, sync or
+  async) is merged with that hardening at every spawn, never substituted for it; settings that
+  would weaken it are refused: dicts when the spawner is configured, callables at the spawn;
 - a named volume per user on /home/jovyan with ``remove=True``;
 - ``network_name = "host"`` works: a free port per spawn and ``get_ip_and_port`` overridden
   (DockerSpawner's host mode binds every user to 8888).
@@ -12,12 +15,13 @@ On top of DockerSpawner:
 
 from __future__ import annotations
 
+import inspect
 import os
 import socket
 
 from dockerspawner import DockerSpawner
 from tornado import web
-from traitlets import Dict, Integer, Unicode, default, validate
+from traitlets import Dict, Integer, List, Unicode, default, validate
 
 from . import container_spec
 from .lease import Lease
@@ -34,6 +38,10 @@ def explain_docker_error(exc: BaseException, image: str) -> tuple[int, str] | No
     import docker.errors
     import requests
 
+    if isinstance(exc, container_spec.UnsafeContainerConfig):
+        return 500, (
+            f"This hub's container settings are unsafe, so no notebook server starts: {exc}. "
+            "An admin must fix the hub's configuration.")
     if isinstance(exc, docker.errors.ImageNotFound):
         return 503, (
             f"The notebook image {image} is not on this host (images are never pulled here). "
@@ -48,6 +56,49 @@ def explain_docker_error(exc: BaseException, image: str) -> tuple[int, str] | No
             f"({type(exc).__name__}). An admin must start it; try again later."
         )
     return None
+
+
+class Hardened:
+    """A deployer's ``extra_host_config`` or ``extra_create_kwargs`` with the hardening merged
+    in, as the callable DockerSpawner evaluates at each spawn.
+
+    ``deployer`` is what the deployer configured: a dict, or a callable of the spawner
+    returning one (or an awaitable of one). ``merge(spawner, value)`` checks and merges.
+    """
+
+    def __init__(self, deployer, merge):
+        self.deployer = deployer
+        self.merge = merge
+
+    def __call__(self, spawner):
+        value = self.deployer(spawner) if callable(self.deployer) else self.deployer
+        if inspect.isawaitable(value):
+            return self._merge_awaited(spawner, value)
+        return self.merge(spawner, value)
+
+    async def _merge_awaited(self, spawner, value):
+        return self.merge(spawner, await value)
+
+    def __repr__(self):
+        return f"Hardened({self.deployer!r})"
+
+
+def _rendered(spawner, value):
+    # DockerSpawner expands {username}-style templates after us: check what Docker will get
+    render = getattr(spawner, "_render_templates", None)
+    return render(value) if render and isinstance(value, dict) else value
+
+
+def _merge_host_config(spawner, value) -> dict:
+    container_spec.check_host_config(_rendered(spawner, value), spawner.allowed_host_paths)
+    return container_spec.merge_host_config(
+        value, spawner.opu_host_config(), spawner.allowed_host_paths)
+
+
+def _merge_create_kwargs(spawner, value) -> dict:
+    container_spec.check_create_kwargs(_rendered(spawner, value))
+    return container_spec.merge_create_kwargs(
+        value, container_spec.create_kwargs(spawner.container_uid, spawner.container_gid))
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -77,6 +128,14 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
     pids_limit = Integer(512, config=True, help="Maximum number of processes per container.")
     container_uid = Integer(1000, config=True, help="uid:gid the single-user server runs as.")
     container_gid = Integer(1000, config=True, help="gid of the single-user server.")
+    allowed_host_paths = List(
+        Unicode(),
+        config=True,
+        help="""Host directories that may be bound into user containers (through `volumes`,
+        `mounts` or `extra_host_config` binds/mounts), e.g. ['/srv/opuhub/datasets']. Empty
+        by default: users get named volumes only. The Docker socket and system paths (/etc,
+        /proc, /sys, /dev, /run, /root, /boot, Docker's data) are refused even below an entry.""",
+    )
 
     @validate("images")
     def _check_images(self, proposal):
@@ -86,9 +145,48 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
             raise ValueError(f"OPUDockerSpawner.images needs an image for: {', '.join(sorted(missing))}")
         return images
 
+    @validate("allowed_host_paths")
+    def _check_allowed_host_paths(self, proposal):
+        return container_spec.check_allowed_host_paths(proposal.value)
+
     @validate("volumes")
     def _no_docker_socket(self, proposal):
-        return container_spec.check_volumes(proposal.value)
+        return container_spec.check_volumes(proposal.value, self.allowed_host_paths)
+
+    @validate("mounts")
+    def _no_host_mounts(self, proposal):
+        container_spec.check_host_config({"mounts": proposal.value}, self.allowed_host_paths)
+        return proposal.value
+
+    @validate("network_name")
+    def _no_foreign_namespace(self, proposal):
+        if str(proposal.value).startswith("container:"):
+            raise container_spec.UnsafeContainerConfig(
+                f"network_name {proposal.value!r} is refused: it shares another container's "
+                "network namespace (another user's server)")
+        return proposal.value
+
+    @validate("extra_host_config")
+    def _harden_host_config(self, proposal):
+        # whatever the deployer sets is merged with the hardening at each spawn; a dict is
+        # checked now, so a weakening setting stops the spawner's configuration, not a spawn
+        value = proposal.value
+        if isinstance(value, Hardened):
+            return value
+        if not callable(value):
+            container_spec.merge_host_config(value, self.opu_host_config(),
+                                             self.allowed_host_paths)
+        return Hardened(value, _merge_host_config)
+
+    @validate("extra_create_kwargs")
+    def _harden_create_kwargs(self, proposal):
+        value = proposal.value
+        if isinstance(value, Hardened):
+            return value
+        if not callable(value):
+            container_spec.merge_create_kwargs(
+                value, container_spec.create_kwargs(self.container_uid, self.container_gid))
+        return Hardened(value, _merge_create_kwargs)
 
     @validate("container_uid")
     def _not_root(self, proposal):
@@ -141,12 +239,12 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
 
     @default("extra_create_kwargs")
     def _create_kwargs_default(self):
-        return container_spec.create_kwargs(self.container_uid, self.container_gid)
+        return Hardened({}, _merge_create_kwargs)
 
     @default("extra_host_config")
     def _host_config_default(self):
-        # a callable, evaluated per spawn: only the lease holder's container gets the device
-        return lambda spawner: spawner.opu_host_config()
+        # evaluated per spawn: only the lease holder's container gets the device
+        return Hardened({}, _merge_host_config)
 
     @property
     def host_network(self) -> bool:

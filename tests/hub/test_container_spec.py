@@ -63,7 +63,7 @@ def test_docker_spawner_defaults():
     assert s.volumes == {"opuhub-home-{username}": "/home/jovyan"}
     assert s.cmd == ["jupyterhub-singleuser"]
     assert s.pull_policy == "never"
-    assert s.extra_create_kwargs["user"] == "1000:1000"
+    assert s.extra_create_kwargs(s)["user"] == "1000:1000"
     assert set(s.allowed_images) == set(s.images.values())
     assert s.mem_limit and s.cpu_limit
 
