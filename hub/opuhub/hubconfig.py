@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import secrets
+from . import password_store, secrets, usernames
 from .profiles import HARDWARE, SIMULATOR
 from .proxy import ensure_chp
 from .settings import Settings
@@ -31,6 +31,7 @@ CLI_SCOPES = [
     "admin:servers",
     "tokens",
     "read:metrics",
+    "read:hub",  # which authenticator runs: opuhub.accounts issues passwords for "workshop"
     "access:servers",
     f"access:services!service={LEASE_SERVICE}",
 ]
@@ -130,13 +131,25 @@ def roles(settings: Settings) -> list[dict]:
 
 
 def configure_auth(c, settings: Settings, state_secrets: dict) -> None:
+    """Every authenticator accepts only the names of opuhub.usernames; admins log in with
+    state/admin-password."""
     c.Authenticator.admin_users = set(settings.admins)
-    if settings.authenticator == "shared":
-        c.JupyterHub.authenticator_class = "shared-password"
+    c.Authenticator.username_pattern = usernames.PATTERN
+    admin_password = state_secrets[secrets.ADMIN_PASSWORD]
+    if settings.authenticator == "workshop":
+        # a password per account (python -m opuhub.accounts create), stored hashed
+        c.JupyterHub.authenticator_class = "opuhub.workshop_auth.WorkshopAuthenticator"
+        c.WorkshopAuthenticator.password_db = str(settings.state_dir / password_store.FILE_NAME)
+        c.WorkshopAuthenticator.admin_password = admin_password
+        c.Authenticator.allow_existing_users = True  # accounts deleted in the hub lose access
+        c.Authenticator.allow_all = False
+    elif settings.authenticator == "shared":
+        # opt-in for closed rooms: whoever has the password may log in as any workshop account
+        c.JupyterHub.authenticator_class = "opuhub.workshop_auth.OPUSharedPasswordAuthenticator"
         c.SharedPasswordAuthenticator.user_password = (
             settings.user_password or state_secrets[secrets.WORKSHOP_PASSWORD]
         )
-        c.SharedPasswordAuthenticator.admin_password = state_secrets[secrets.ADMIN_PASSWORD]
+        c.SharedPasswordAuthenticator.admin_password = admin_password
         # workshop accounts are created in bulk (python -m opuhub.accounts); only they log in,
         # unless OPUHUB_ALLOW_ALL lets anyone with the password pick a name
         c.Authenticator.allow_existing_users = True
@@ -148,6 +161,7 @@ def configure_auth(c, settings: Settings, state_secrets: dict) -> None:
         c.JupyterHub.template_paths = [
             str(Path(nativeauthenticator.__file__).parent / "templates")
         ]
+        c.OPUNativeAuthenticator.admin_password = admin_password
         c.NativeAuthenticator.open_signup = False  # sign-up, then an admin approves
         c.NativeAuthenticator.minimum_password_length = 10
         c.NativeAuthenticator.check_common_password = True
@@ -181,7 +195,14 @@ def configure_spawner(c, settings: Settings, choice: SpawnerChoice) -> None:
         docker.pids_limit = settings.pids_limit
     else:
         c.Spawner.args = singleuser_args(settings, local_default_kernel())
-        c.OPULocalSpawner.homes_dir = str(settings.state_dir / "homes")
+        local = c.OPULocalSpawner
+        local.homes_dir = str(settings.homes_dir)
+        local.multi_user = choice.multi_user
+        local.home_quota = settings.home_quota
+        local.mem_limit_local = settings.mem_limit
+        local.cpu_limit_local = settings.cpu_limit
+        local.pids_limit_local = settings.pids_limit
+        local.hidden_paths = [str(settings.state_dir)]
 
 
 def docker_gateway(network: str) -> str:
@@ -247,4 +268,11 @@ def configure(c, settings: Settings, chp: str | None = None) -> SpawnerChoice:
             "active servers may be culled before their activity reaches the hub"
         )
     os.environ.setdefault("OPUHUB_STATE_DIR", str(state))
+
+    # --- request size limits: JupyterHub has no setting for them; the HTTPServer it builds
+    # after loading this config refuses oversized bodies (413) before reading them
+    from . import limits
+
+    limits.install(limits.limits_from_settings(settings))
+    # ---
     return choice

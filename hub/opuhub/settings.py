@@ -20,19 +20,21 @@ class SettingsError(ValueError):
 
 
 SPAWNERS = ("auto", "docker", "local")
-AUTHENTICATORS = ("shared", "native")
+AUTHENTICATORS = ("workshop", "shared", "native")
 
 
 @dataclass
 class Settings:
     state_dir: Path = Path("state")
+    homes_dir: Path | None = None  # local homes; None → "homes" beside the state directory
+    home_quota: str = "2G"  # size limit of each local home (0 = none)
     bind_url: str = "http://127.0.0.1:8000"
     hub_bind_url: str = ""  # "" → http://127.0.0.1:8081, or the Docker network's gateway
     hub_connect_url: str = ""  # how user servers reach the hub, when not at hub_bind_url
     proxy_api_port: int = 8001
     lease_service_port: int = 10101
     spawner: str = "auto"
-    authenticator: str = "shared"
+    authenticator: str = "workshop"  # a password per account; "shared": one for all
     admins: list[str] = field(default_factory=list)
     allow_all: bool = False
     user_password: str = ""  # "" → generated into state/workshop-password
@@ -61,6 +63,10 @@ class Settings:
     pids_limit: int = 512
     metrics_public: bool = False
     log_level: str = "INFO"
+    # request body caps of the hub (opuhub.limits): bigger bodies get 413 before being read
+    max_body_bytes: int = 1024 * 1024  # any request to /hub/
+    max_form_bytes: int = 16 * 1024  # login, sign-up, password, token and OAuth requests
+    max_spawn_options_bytes: int = 4 * 1024  # spawn requests: API body or spawn-page form
 
     @property
     def hub_port(self) -> int:
@@ -105,6 +111,7 @@ def _parse(name: str, kind, raw: str):
 
 _KINDS = {
     "state_dir": Path,
+    "homes_dir": Path,
     "admins": list,
     "devices": list,
     "allow_all": bool,
@@ -124,6 +131,9 @@ def settings_from_env(environ=None) -> Settings:
     settings = Settings(**values)
     validate(settings)
     settings.state_dir = settings.state_dir.resolve()
+    if settings.homes_dir is None:
+        settings.homes_dir = settings.state_dir.parent / "homes"
+    settings.homes_dir = settings.homes_dir.resolve()
     return settings
 
 
@@ -149,6 +159,17 @@ def validate(s: Settings) -> None:
         raise SettingsError("OPUHUB_N_COMPONENTS must be > 0")
     if s.user_password and len(s.user_password) < 8:
         raise SettingsError("OPUHUB_USER_PASSWORD must be at least 8 characters")
+    if s.homes_dir is not None and s.homes_dir.resolve().is_relative_to(s.state_dir.resolve()):
+        raise SettingsError(
+            "OPUHUB_HOMES_DIR must not be inside OPUHUB_STATE_DIR: users reach their homes, "
+            "never the state directory (secrets, databases)")
+    from .cgroups import parse_bytes
+
+    for name in ("home_quota", "mem_limit"):
+        try:
+            parse_bytes(getattr(s, name))
+        except ValueError as e:
+            raise SettingsError(f"{_env_name(name)}: {e}") from None
     if s.timezone:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 

@@ -1,7 +1,10 @@
-"""Pick the spawner: Docker containers when an engine and the image are there, else local.
+"""Pick the spawner: Docker containers when an engine answers, else local processes.
 
 ``probe_docker`` does the I/O; ``choose_spawner`` is the pure decision, with the reason the
-hub logs at startup.
+hub logs at startup. It fails closed: an engine without the image still means Docker (spawns
+are refused with "build it with `make images`" until it exists), never a silent fall-back to
+local processes; and a fall-back for lack of an engine serves the hub's admins only. Local
+processes for everyone (one Unix account each) only when asked for: ``OPUHUB_SPAWNER=local``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ class DockerProbe:
 class SpawnerChoice:
     class_path: str
     reason: str
+    multi_user: bool = True  # local processes: every user (own account), or admins only
 
     @property
     def is_docker(self) -> bool:
@@ -51,18 +55,24 @@ def probe_docker(images: list[str], timeout: float = 3.0) -> DockerProbe:
 def choose_spawner(requested: str, probe: DockerProbe | None) -> SpawnerChoice:
     """``requested`` is 'docker', 'local' or 'auto' (OPUHUB_SPAWNER)."""
     if requested == "local":
-        return SpawnerChoice(LOCAL, "local processes: OPUHUB_SPAWNER=local")
+        return SpawnerChoice(LOCAL, "local processes, one Unix account per user: OPUHUB_SPAWNER=local")
     if requested == "docker":
         return SpawnerChoice(DOCKER, "Docker containers: OPUHUB_SPAWNER=docker")
     if requested != "auto":
         raise ValueError(f"spawner must be auto, docker or local, got {requested!r}")
     if probe is None or not probe.reachable:
         detail = probe.detail if probe else "not probed"
-        return SpawnerChoice(LOCAL, f"local processes: no Docker engine reachable ({detail})")
-    if probe.missing_images:
         return SpawnerChoice(
             LOCAL,
-            f"local processes: {probe.detail} is reachable but image(s) "
-            f"{', '.join(probe.missing_images)} are not built (see images/)",
+            f"local processes for admins only: no Docker engine reachable ({detail}); "
+            "OPUHUB_SPAWNER=local gives every user an account of their own",
+            multi_user=False,
+        )
+    if probe.missing_images:
+        return SpawnerChoice(
+            DOCKER,
+            f"Docker containers: {probe.detail} is reachable but image(s) "
+            f"{', '.join(probe.missing_images)} are not built: spawns are refused until "
+            "`make images` builds them",
         )
     return SpawnerChoice(DOCKER, f"Docker containers: {probe.detail} reachable, images present")

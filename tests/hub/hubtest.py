@@ -211,6 +211,9 @@ class Hub:
                 os.kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+        from opuhub.local_spawner import release_host
+
+        release_host(self.root / "homes")  # kernels, cgroups, loop-mounted homes
         if os.environ.get("OPUHUB_KEEP_TEST_STATE") != "1" and self.root.name.startswith("opuhub-"):
             shutil.rmtree(self.root, ignore_errors=True)
 
