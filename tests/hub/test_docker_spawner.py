@@ -1,6 +1,7 @@
 """The Docker spawner with real containers, when an engine and the singleuser image are here
 (the images' own tests cover the image; this checks the spawner's container spec and lease)."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -8,12 +9,54 @@ import uuid
 
 import pytest
 
-from tests.hub.hubtest import Hub, hub_factory, hub_root, launched_hub
+from tests.hub.hubtest import BIN, CONFIG, Hub, hub_factory, hub_root, launched_hub
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 IMAGE = os.environ.get("OPUHUB_TEST_IMAGE", "opuhub/singleuser:latest")
 ABSENT_IMAGE = "opuhub/absent-for-tests:never"
+ROOT_WANTED = "wantsroot"
+
+# What a deployer appends to the hub's config (issue 9, finding 8): a harmless host setting,
+# which used to replace the whole hardening, and a callable that goes wrong for one user.
+DEPLOYER_CONFIG = f"""
+load_subconfig({str(CONFIG)!r})
+
+c.DockerSpawner.extra_host_config = {{"shm_size": "1g"}}
+
+
+def create_kwargs(spawner):
+    if spawner.user.name == {ROOT_WANTED!r}:
+        return {{"user": "root"}}
+    return {{"labels": {{"opuhub.test": "merged"}}}}
+
+
+c.DockerSpawner.extra_create_kwargs = create_kwargs
+"""
+
+# Run in the holder's kernel: what the container really grants.
+INSIDE = r"""
+import json, os, threading
+status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines()
+              if ":\t" in line)
+shm = os.statvfs("/dev/shm")
+release, started, refused = threading.Event(), [], None
+try:
+    for _ in range(700):  # past the pids limit: threads count as processes there
+        t = threading.Thread(target=release.wait, daemon=True)
+        t.start()
+        started.append(t)
+except RuntimeError as e:
+    refused = str(e)
+release.set()
+print(json.dumps({
+    "uid": os.getuid(), "cap_eff": status["CapEff"].strip(), "cap_prm": status["CapPrm"].strip(),
+    "no_new_privs": status["NoNewPrivs"].strip(), "shm_bytes": shm.f_blocks * shm.f_frsize,
+    "threads_started": len(started), "refused": refused,
+    "pids_max": open("/sys/fs/cgroup/pids.max").read().strip()
+    if os.path.exists("/sys/fs/cgroup/pids.max") else None,
+}))
+"""
 
 
 def unavailable(why: str):
@@ -49,6 +92,9 @@ def make_docker_hub(tmp_path_factory):
     hub = Hub(root, spawner="docker", docker_network=network, devices=str(node),
               image=ABSENT_IMAGE, hardware_image=IMAGE)
     hub.env.pop("OPUHUB_HUB_BIND_URL")  # containers reach the hub at the network's gateway
+    config = root / "jupyterhub_config.py"
+    config.write_text(DEPLOYER_CONFIG)
+    hub.command = [str(BIN / "jupyterhub"), "-f", str(config)]
     hub.devices = [str(node)]
     hub.network = network
     return hub
@@ -79,6 +125,10 @@ def test_holder_container_is_locked_down_and_gets_the_device(docker_hub):
     assert container.attrs["Config"]["User"] == "1000:1000"
     assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
     assert host["PidsLimit"] == 512 and host["Memory"] > 0 and host["AutoRemove"] is True
+    assert host["Privileged"] is False and not host.get("CapAdd")
+    # the deployer's settings were added, not substituted for the hardening
+    assert host["ShmSize"] == 1024**3
+    assert container.attrs["Config"]["Labels"]["opuhub.test"] == "merged"
     assert host["Devices"] == [
         {"PathOnHost": hub.devices[0], "PathInContainer": "/dev/opu0", "CgroupPermissions": "rwm"}
     ]
@@ -90,12 +140,34 @@ def test_holder_container_is_locked_down_and_gets_the_device(docker_hub):
     out = hub.execute("dockeruser", token, "import os; print(os.getuid(), os.environ['OPU_DEVICE'], "
                       "os.environ['OPU_LEASE_HOLDER'], os.path.exists('/dev/opu0'))")
     assert out["stdout"].split() == ["1000", "/dev/opu0", "dockeruser", "True"], out
+    out = hub.execute("dockeruser", token, INSIDE, timeout=120)
+    inside = json.loads(out["stdout"])
+    assert inside["uid"] == 1000
+    assert inside["cap_eff"] == inside["cap_prm"] == "0000000000000000", inside
+    assert inside["no_new_privs"] == "1"
+    assert inside["shm_bytes"] == 1024**3
+    assert inside["pids_max"] in ("512", None)
+    assert inside["refused"] and inside["threads_started"] < 512, inside
 
     hub.stop_server("dockeruser", timeout=60)
     assert hub.leases() == []
     assert not [c for c in client.containers.list(all=True) if c.name == "jupyter-dockeruser"]
     # the home volume outlives the container
     assert client.volumes.get("opuhub-home-dockeruser")
+
+
+def test_a_deployer_callable_asking_for_root_fails_that_spawn_only(docker_hub):
+    hub, client = docker_hub
+    hub.create_users(ROOT_WANTED)
+    resp = hub.api("POST", f"/users/{ROOT_WANTED}/server", json={"profile": "hardware"})
+    assert resp.status_code == 500, resp.text
+    message = resp.json()["message"]
+    assert "extra_create_kwargs" in message and "root" in message and "admin" in message
+    assert hub.server_model(ROOT_WANTED) is None
+    assert not [c for c in client.containers.list(all=True) if c.name == f"jupyter-{ROOT_WANTED}"]
+    assert hub.leases() == []  # the claimed device went back at once
+    assert "extra_create_kwargs" in hub.log()
+    assert hub.api("GET", "/users").status_code == 200
 
 
 def test_a_missing_image_is_a_clear_error_and_the_hub_stays_up(docker_hub):
