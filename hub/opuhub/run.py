@@ -30,14 +30,35 @@ def port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def login_help(url: str, state: Path, admins: list[str], workshop_password: str) -> str:
-    admin = admins[0] if admins else "admin"
+def login_help(url: str, state: Path, admins: list[str], workshop_password: str,
+               authenticator: str = "workshop") -> str:
+    """What `make run` prints: how admins and attendees log in with this authenticator."""
+    names = ", ".join(f"'{name}'" for name in admins or ["admin"])
+    admin = f"user{'s' if len(admins) > 1 else ''} {names}"
+    accounts = ".venv/bin/python -m opuhub.accounts"
+    if url.rstrip("/") != "http://127.0.0.1:8000":
+        accounts += f" --hub-url {url}"
+    if authenticator == "native":
+        admin += " (approved already; admin names cannot be signed up)"
+        users = f"""\
+  Accounts:   people sign up at {url}/hub/signup (passwords of 10+ characters),
+              then an admin approves them at {url}/hub/authorize"""
+    elif authenticator == "shared":
+        users = f"""\
+  Workshop:   accounts log in with the shared password: {workshop_password}
+              (whoever has it can log in as any workshop account: for a closed room only)
+              create them with:  {accounts} create --count 20"""
+    else:
+        users = f"""\
+  Workshop:   every account has its own password. Create the accounts, print their passwords
+              and write a sheet to hand out with:
+                {accounts} create --count 20 --csv accounts.csv
+              a new password for an account that lost its own:  {accounts} reset workshop-03"""
     return f"""
 OPU Hub is starting at {url}
 
-  Admin:      user '{admin}', password in {state / secrets.ADMIN_PASSWORD} (cat it; 0600)
-  Workshop:   accounts log in with the shared password: {workshop_password}
-              create them with:  .venv/bin/python -m opuhub.accounts create --count 20
+  Admin:      {admin}, password in {state / secrets.ADMIN_PASSWORD} (cat it; 0600)
+{users}
   Secrets, database, user homes: {state}/ (keep it; delete it to start afresh)
   Stop with Ctrl-C; running notebooks survive a hub restart.
 """
@@ -62,8 +83,8 @@ def main() -> int:
         return 1
     state_secrets = secrets.ensure_secrets(settings.state_dir)
     workshop_password = settings.user_password or state_secrets[secrets.WORKSHOP_PASSWORD]
-    print(login_help(settings.bind_url, settings.state_dir, settings.admins, workshop_password),
-          file=sys.stderr, flush=True)
+    print(login_help(settings.bind_url, settings.state_dir, settings.admins, workshop_password,
+                     settings.authenticator), file=sys.stderr, flush=True)
     os.environ["OPUHUB_STATE_DIR"] = str(settings.state_dir)
     os.environ["PATH"] = os.pathsep.join([str(Path(chp).parent), os.environ.get("PATH", "")])
     jupyterhub = str(Path(sys.executable).with_name("jupyterhub"))

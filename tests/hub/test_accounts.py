@@ -1,4 +1,5 @@
-"""Bulk workshop accounts through the hub API, and logging in with the shared password."""
+"""Bulk workshop accounts through the hub API, each with its own password, and logging in.
+(Attacks on them: tests/hub/security/test_auth_workshop.py.)"""
 
 import re
 import subprocess
@@ -7,8 +8,9 @@ import sys
 import pytest
 import requests
 
-from opuhub.accounts import workshop_usernames
+from opuhub.accounts import authenticator_kind, login_url, workshop_usernames
 from tests.hub.hubtest import USER_PASSWORD
+from tests.hub.security.authflows import issued_passwords
 
 
 def test_workshop_usernames():
@@ -18,6 +20,15 @@ def test_workshop_usernames():
         workshop_usernames("ws-", 0)
     with pytest.raises(ValueError, match="invalid user name"):
         workshop_usernames("Bad Name/", 1)
+    with pytest.raises(ValueError, match="invalid user name"):
+        workshop_usernames("a-prefix-much-too-long-for-us-", 1)  # 32 characters
+
+
+def test_authenticator_kind_and_login_url():
+    assert authenticator_kind("opuhub.workshop_auth.WorkshopAuthenticator") == "workshop"
+    assert authenticator_kind("opuhub.workshop_auth.OPUSharedPasswordAuthenticator") == "shared"
+    assert authenticator_kind("opuhub.native_auth.OPUNativeAuthenticator") == "native"
+    assert login_url("https://hub.example/", "ws-01") == "https://hub.example/hub/login?username=ws-01"
 
 
 def login(hub, username, password, session=None) -> requests.Response:
@@ -30,21 +41,22 @@ def login(hub, username, password, session=None) -> requests.Response:
     )
 
 
-def test_bulk_create_and_log_in_with_the_workshop_password(hub):
+def test_bulk_create_and_log_in_with_own_passwords(hub):
     cmd = [sys.executable, "-m", "opuhub.accounts", "create", "--count", "12", "--prefix", "ws-",
            "--hub-url", hub.url, "--state-dir", str(hub.state)]
-    result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == [f"ws-{i:02d}" for i in range(1, 13)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    passwords = issued_passwords(result)
+    assert list(passwords) == [f"ws-{i:02d}" for i in range(1, 13)]
     assert "created 12 account(s)" in result.stderr
     names = {user["name"] for user in hub.api("GET", "/users").json()}
     assert {f"ws-{i:02d}" for i in range(1, 13)} <= names
 
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0 and "12 already existed" in again.stderr
+    assert issued_passwords(again) == {}  # nobody's password changed
 
     browser = requests.Session()
-    assert login(hub, "ws-03", USER_PASSWORD, browser).status_code == 302  # logged in
+    assert login(hub, "ws-03", passwords["ws-03"], browser).status_code == 302  # logged in
     # the spawn page offers both profiles and says who holds each device
     page = browser.get(f"{hub.url}/hub/spawn", timeout=30)
     assert page.status_code == 200
@@ -58,8 +70,10 @@ def test_bulk_create_and_log_in_with_the_workshop_password(hub):
     server = hub.server_model("ws-03")
     assert server is not None and server["user_options"] == {"profile": "simulator"}
     assert login(hub, "ws-03", "wrong-password").status_code == 403
+    assert login(hub, "ws-03", USER_PASSWORD).status_code == 403  # no shared password
     # the session hub was started like `make run`: it printed how to log in, and that works
     assert f"OPU Hub is starting at {hub.url}" in hub.log()
+    assert f"opuhub.accounts --hub-url {hub.url} create --count 20 --csv accounts.csv" in hub.log()
     admin_password = (hub.state / "admin-password").read_text().strip()
     assert ((hub.state / "admin-password").stat().st_mode & 0o777) == 0o600
     admin = requests.Session()
@@ -67,9 +81,8 @@ def test_bulk_create_and_log_in_with_the_workshop_password(hub):
     # in a browser, the lease service logs the user in through the hub (OAuth)
     leases = admin.get(f"{hub.url}/services/opu-lease/api/leases", timeout=30)
     assert leases.status_code == 200 and "devices" in leases.json(), leases.text[:300]
-    assert login(hub, "admin", USER_PASSWORD).status_code == 403  # admins need their own
-    # only created accounts may log in (allow_existing_users, not allow_all)
-    assert login(hub, "stranger", USER_PASSWORD).status_code == 403
+    assert login(hub, "admin", passwords["ws-03"]).status_code == 403  # admins need their own
+    assert login(hub, "stranger", passwords["ws-03"]).status_code == 403
 
     bad = subprocess.run(cmd[:4] + ["--count", "0", "--hub-url", hub.url], capture_output=True,
                          text=True, timeout=60)

@@ -54,14 +54,14 @@ def test_spawner_choice_with_reasons():
 def test_generated_config(tmp_path):
     settings = settings_from_env({
         "OPUHUB_STATE_DIR": str(tmp_path / "state"), "OPUHUB_SPAWNER": "local",
-        "OPUHUB_DEVICES": "/dev/opu0", "OPUHUB_ADMINS": "ann",
+        "OPUHUB_DEVICES": "/dev/opu0", "OPUHUB_ADMINS": "ann", "OPUHUB_AUTHENTICATOR": "shared",
     })
     c = Config()
     choice = hubconfig.configure(c, settings, chp="/bin/true")
     assert choice.class_path == LOCAL
     assert c.JupyterHub.cleanup_servers is False
     assert c.JupyterHub.db_url.startswith("sqlite:///") and c.JupyterHub.bind_url.endswith(":8000")
-    assert c.JupyterHub.authenticator_class == "shared-password"
+    assert c.JupyterHub.authenticator_class == "opuhub.workshop_auth.OPUSharedPasswordAuthenticator"
     assert c.Authenticator.admin_users == {"ann"}
     assert c.OPUSpawnerMixin.devices == ["/dev/opu0"]
     assert "--MappingKernelManager.cull_connected=True" in c.Spawner.args
