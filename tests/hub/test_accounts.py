@@ -87,3 +87,24 @@ def test_bulk_create_and_log_in_with_own_passwords(hub):
     bad = subprocess.run(cmd[:4] + ["--count", "0", "--hub-url", hub.url], capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and "count must be between" in bad.stderr
+
+
+def test_password_store_issues_verifies_and_keeps(tmp_path):
+    from itertools import count
+
+    from opuhub.password_store import PasswordStore, ScryptCost
+
+    cheap = ScryptCost(n=2**10)  # the cost travels with each hash; the default is 2**14
+    numbers = count(1)
+    store = PasswordStore(tmp_path / "state" / "accounts.sqlite")
+    issued = store.issue(["a", "b"], lambda: f"password-{next(numbers)}", cost=cheap)
+    assert issued == {"a": "password-1", "b": "password-2"}
+    assert ((tmp_path / "state" / "accounts.sqlite").stat().st_mode & 0o777) == 0o600
+    assert store.verify("a", "password-1") and not store.verify("a", "password-2")
+    assert not store.verify("nobody", "password-1") and not store.verify("a", "x" * 2000)
+    assert store.issue(["a", "c"], lambda: "password-new", cost=cheap) == {"c": "password-new"}
+    assert store.verify("a", "password-1")  # kept
+    assert store.issue(["a"], lambda: "password-reset", replace=True, cost=cheap) == {"a": "password-reset"}
+    assert store.verify("a", "password-reset") and not store.verify("a", "password-1")
+    assert store.delete(["a", "zzz"]) == 1 and store.names() == {"b", "c"}
+    assert b"password-" not in (tmp_path / "state" / "accounts.sqlite").read_bytes()
