@@ -177,7 +177,14 @@ class OPUSpawnerMixin(LoggingConfigurable):
         return render
 
     def options_from_form(self, formdata):
-        return options_from_form(formdata)
+        # validated here, before JupyterHub stores them as this server's options: the spawn
+        # page shows the message and nothing refused is kept (also used for /hub/spawn?query)
+        options = options_from_form(formdata)
+        try:
+            parse_user_options(options, hardware_available=bool(self.devices))
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from None
+        return options
 
     # --- start / stop --------------------------------------------------------------------------
 
@@ -185,7 +192,17 @@ class OPUSpawnerMixin(LoggingConfigurable):
         try:
             return parse_user_options(self.user_options, hardware_available=bool(self.devices))
         except ValueError as e:
+            self._forget_refused_options()
             raise web.HTTPError(400, str(e)) from None
+
+    def _forget_refused_options(self) -> None:
+        """JupyterHub stores API spawn options before start() sees them and reuses them for
+        the next spawn without options: drop refused ones so that spawn gets the defaults."""
+        self.user_options = {}
+        if self.orm_spawner is not None and self.orm_spawner.user_options:
+            self.orm_spawner.user_options = {}
+            if self.db is not None:
+                self.db.commit()
 
     async def claim_device(self, choice: SpawnChoice) -> Lease | None:
         if not choice.wants_device:

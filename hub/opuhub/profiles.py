@@ -19,6 +19,13 @@ HARDWARE = "hardware"
 PROFILES = {SIMULATOR: "Simulator", HARDWARE: "OPU hardware"}
 OPTION_KEYS = ("profile", "lease_minutes")
 MAX_LEASE_MINUTES = 7 * 24 * 60
+SHOWN_CHARS = 40  # how much of a refused value an error message (and the hub's log) repeats
+
+
+def _shown(value) -> str:
+    """repr() of a user-supplied value, cut short: messages stay readable whatever was sent."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -33,12 +40,12 @@ class SpawnChoice:
 
 def parse_profile(value) -> str:
     if not isinstance(value, str):
-        raise ValueError(f"profile must be a string, one of {', '.join(PROFILES)}; got {value!r}")
+        raise ValueError(f"profile must be a string, one of {', '.join(PROFILES)}; got {_shown(value)}")
     wanted = value.strip().lower()
     for key, label in PROFILES.items():
         if wanted in (key, label.lower()):
             return key
-    raise ValueError(f"unknown profile {value!r}; choose one of: {', '.join(PROFILES)}")
+    raise ValueError(f"unknown profile {_shown(value)}; choose one of: {', '.join(PROFILES)}")
 
 
 def parse_user_options(options: dict | None, hardware_available: bool) -> SpawnChoice:
@@ -47,7 +54,8 @@ def parse_user_options(options: dict | None, hardware_available: bool) -> SpawnC
     unknown = sorted(set(options) - set(OPTION_KEYS))
     if unknown:
         raise ValueError(
-            f"unknown spawn option(s): {', '.join(unknown)}; allowed: {', '.join(OPTION_KEYS)}"
+            f"unknown spawn option(s): {', '.join(_shown(k) for k in unknown[:5])}"
+            f"{' ...' if len(unknown) > 5 else ''}; allowed: {', '.join(OPTION_KEYS)}"
         )
     profile = parse_profile(options.get("profile", SIMULATOR))
     if profile == HARDWARE and not hardware_available:
@@ -60,7 +68,7 @@ def parse_user_options(options: dict | None, hardware_available: bool) -> SpawnC
         try:
             minutes = float(minutes)
         except (TypeError, ValueError):
-            raise ValueError(f"lease_minutes must be a number, got {minutes!r}") from None
+            raise ValueError(f"lease_minutes must be a number, got {_shown(minutes)}") from None
         if not 0 < minutes <= MAX_LEASE_MINUTES:
             raise ValueError(f"lease_minutes must be in (0, {MAX_LEASE_MINUTES}], got {minutes}")
         if profile != HARDWARE:

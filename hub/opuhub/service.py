@@ -25,6 +25,7 @@ from jupyterhub.utils import url_path_join
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import httpclient, ioloop, web
 
+from . import limits
 from .lease import (
     ENDED_EXPIRED,
     ENDED_REVOKED,
@@ -266,7 +267,9 @@ class LeaseServiceApp:
 
     async def run(self):
         parsed = urlparse(self.url)
-        self.make_app().listen(parsed.port, parsed.hostname)
+        # oversized bodies get 413, never buffered (tornado would hold up to 100 MB each)
+        server = limits.LimitedHTTPServer(self.make_app(), body_limits=limits.SERVICE_LIMITS)
+        server.listen(parsed.port, parsed.hostname)
         log.info("OPU lease service on %s%s, devices: %s", self.url, self.prefix,
                  ", ".join(self.devices) or "none")
 

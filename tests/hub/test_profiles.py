@@ -68,3 +68,19 @@ def test_kernel_env():
     assert "OPU_LEASE_WARNING_SECONDS" not in hw  # nothing to warn about
     timed = kernel_env(SpawnChoice("hardware"), 5, "/dev/opu0", Lease("/dev/x", "al", "", 0, 60), 30)
     assert timed["OPU_LEASE_WARNING_SECONDS"] == "30"
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"profile": "x" * 3000},
+        {"profile": ["x" * 3000]},
+        {"profile": "hardware", "lease_minutes": "9" * 3000 + "x"},
+        {f"key{i}" + "k" * 500: 1 for i in range(7)},
+    ],
+)
+def test_refusals_do_not_echo_a_long_value(options):
+    # the message goes back to the attendee and into the hub's log: it stays short
+    with pytest.raises(ValueError) as raised:
+        parse_user_options(options, True)
+    assert len(str(raised.value)) < 300
