@@ -107,6 +107,20 @@ class OPUSpawnerMixin(LoggingConfigurable):
         config=True,
         help="Default n_components of the preloaded `opu` (env OPU_N_COMPONENTS).",
     )
+    simulator_max_n_components = Integer(
+        2_000_000,
+        config=True,
+        help="""Largest n_components a user's simulated OPU accepts (env
+        OPU_SIMULATOR_MAX_N_COMPONENTS; 0 = no cap). The device itself reads out up to about
+        2 million; larger simulated outputs only hold a core and memory for hours.""",
+    )
+    simulator_max_work = Float(
+        1e13,
+        config=True,
+        help="""Most multiply-adds one simulated transform may take (env OPU_SIMULATOR_MAX_WORK;
+        rows x features x components, plus drawing the random matrix; 0 = no cap). 1e13 is
+        about 4 to 11 minutes on 2 cores; larger batches get an error saying how to split them.""",
+    )
 
     @validate("lease_max_duration", "lease_warning", "lease_quota")
     def _non_negative(self, proposal):
@@ -118,6 +132,12 @@ class OPUSpawnerMixin(LoggingConfigurable):
     def _positive_period(self, proposal):
         if proposal.value <= 0:
             raise ValueError(f"lease_quota_period must be > 0 seconds, got {proposal.value}")
+        return proposal.value
+
+    @validate("simulator_max_n_components", "simulator_max_work")
+    def _cap_not_negative(self, proposal):
+        if proposal.value < 0:
+            raise ValueError(f"{proposal.trait.name} must be >= 0 (0 = no cap), got {proposal.value}")
         return proposal.value
 
     @validate("default_n_components")
@@ -261,6 +281,8 @@ class OPUSpawnerMixin(LoggingConfigurable):
     def get_env(self):
         env = super().get_env()
         env.update(getattr(self, "_opu_kernel_env", None) or {})
+        env["OPU_SIMULATOR_MAX_N_COMPONENTS"] = str(int(self.simulator_max_n_components))
+        env["OPU_SIMULATOR_MAX_WORK"] = f"{self.simulator_max_work:g}"
         return env
 
     async def _release(self, reason: str) -> Lease | None:

@@ -21,6 +21,7 @@ import asyncio
 import getpass
 import hashlib
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -228,17 +229,21 @@ class OPULocalSpawner(OPUSpawnerMixin, LocalProcessSpawner):
     async def move_certs(self, paths):
         return paths  # internal TLS is not used with local servers
 
-    def run_post_stop_hook(self):
+    async def run_post_stop_hook(self):
         if self.isolated:
             # leftover kernels and background jobs go with the server, before the device is
             # handed back: nobody keeps an open descriptor on it
             group = self.cgroup()
             if group.available:
-                group.kill_all()
-            lease = self.opu_lease
+                await asyncio.to_thread(group.kill_all)
+            try:
+                lease = await self.current_lease()
+            except sqlite3.Error:  # the stop must complete; the device is re-restricted at spawn
+                self.log.exception("could not read the OPU lease of %s", self._log_name)
+                lease = None
             if lease is not None:
                 _restrict(lease.device, owner=0)
-        return super().run_post_stop_hook()
+        return await super().run_post_stop_hook()
 
 
 def _restrict(device: str, owner: int | None = None) -> None:

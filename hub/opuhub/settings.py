@@ -55,6 +55,8 @@ class Settings:
     start_timeout: float = 120.0
     http_timeout: float = 90.0
     n_components: int = 10000
+    simulator_max_n_components: int = 2_000_000  # 0 = no cap
+    simulator_max_work: float = 1e13  # multiply-adds per simulated transform; 0 = no cap
     image: str = "opuhub/singleuser:latest"
     hardware_image: str = ""  # "" → same as image
     docker_network: str = "opuhub"  # "host" → host networking with a free port per spawn

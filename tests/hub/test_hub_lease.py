@@ -136,7 +136,7 @@ def test_expiry_stops_the_server_and_ends_the_lease(hub):
     assert last_end_reason(hub, "shorty") == "expired"
     assert "lease ends in" in hub.log()  # the holder was warned first
     # files persist: the home directory is still there
-    assert (hub.state / "homes" / "shorty").is_dir()
+    assert (hub.root / "homes" / "shorty").is_dir()
 
 
 def test_restore_after_hub_restart_then_admin_revoke(hub):
