@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import password_store, secrets, usernames
+from . import password_store, secrets, spawner_kind, usernames
 from .profiles import HARDWARE, SIMULATOR
 from .proxy import ensure_chp
 from .settings import Settings
@@ -80,8 +80,16 @@ def device_list(settings: Settings) -> list[str]:
     return sorted(glob.glob("/dev/opu*"))
 
 
-def services(settings: Settings) -> list[dict]:
+def services(settings: Settings, hub_pid: int | None = None) -> list[dict]:
+    """The hub-managed services. Each runs through :mod:`opuhub.lifeline`, bound to the hub
+    process (``hub_pid``, default: this one, since the config file runs inside the hub): a
+    hub killed with SIGKILL takes them along, so a restart never finds them still running.
+    ``OPUHUB_STATE_DIR`` in their environment tells a later start which hub they served."""
+    from .lifeline import lifeline_command
+
+    marker = {"OPUHUB_STATE_DIR": str(settings.state_dir)}
     lease_env = {
+        **marker,
         "OPUHUB_DEVICES": ",".join(device_list(settings)),
         "OPUHUB_LEASE_GRACE_SECONDS": str(settings.lease_grace_seconds),
         "OPUHUB_LEASE_DB": str(lease_db_path(settings)),
@@ -94,7 +102,7 @@ def services(settings: Settings) -> list[dict]:
         {
             "name": LEASE_SERVICE,
             "url": f"http://127.0.0.1:{settings.lease_service_port}",
-            "command": [sys.executable, "-m", "opuhub.service"],
+            "command": lifeline_command([sys.executable, "-m", "opuhub.service"], hub_pid),
             "environment": lease_env,
             "oauth_no_confirm": True,
             "display": True,
@@ -106,13 +114,17 @@ def services(settings: Settings) -> list[dict]:
         result.append(
             {
                 "name": CULLER_SERVICE,
-                "command": [
-                    sys.executable,
-                    "-m",
-                    "jupyterhub_idle_culler",
-                    f"--timeout={int(settings.cull_idle_seconds)}",
-                    f"--cull-every={max(1, int(settings.cull_every_seconds))}",
-                ],
+                "command": lifeline_command(
+                    [
+                        sys.executable,
+                        "-m",
+                        "jupyterhub_idle_culler",
+                        f"--timeout={int(settings.cull_idle_seconds)}",
+                        f"--cull-every={max(1, int(settings.cull_every_seconds))}",
+                    ],
+                    hub_pid,
+                ),
+                "environment": marker,
             }
         )
     return result
@@ -230,6 +242,7 @@ def configure(c, settings: Settings, chp: str | None = None) -> SpawnerChoice:
     probe = probe_docker(images) if settings.spawner == "auto" else None
     choice = choose_spawner(settings.spawner, probe)
     _log(f"spawner: {choice.reason}")
+    spawner_kind.enforce(settings, choice)  # a kind change must not hide users' files
 
     hub_bind_url = settings.hub_bind_url or "http://127.0.0.1:8081"
     if choice.is_docker and settings.docker_network != "host" and not settings.hub_bind_url:

@@ -6,6 +6,10 @@
    idle culler, choosing Docker containers or local processes (it logs which and why),
 4. prints how to log in.
 
+After a hub that did not stop cleanly (SIGKILL, crash), it takes over what that hub left on
+the same state directory (opuhub.restart): JupyterHub replaces the old proxy, leftover services
+are stopped, users' servers and leases carry on. A port held by anything else is reported.
+
 Every OPUHUB_* variable (see opuhub/settings.py) can be set in the environment first.
 """
 
@@ -17,9 +21,10 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from . import secrets
+from . import restart, secrets
+from .lifeline import obey_stop_signals
 from .proxy import ProxyInstallError, ensure_chp
-from .settings import SettingsError, settings_from_env
+from .settings import Settings, SettingsError, settings_from_env
 
 CONFIG = Path(__file__).resolve().parent.parent / "jupyterhub_config.py"
 
@@ -28,6 +33,63 @@ def port_in_use(host: str, port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
         return sock.connect_ex((host, port)) == 0
+
+
+def ports_to_check(settings: Settings) -> list[tuple[str, int, str]]:
+    """(host, port, the variable that moves it) of what the hub, its proxy and the lease
+    service will listen on. The hub's own port only when set: with Docker it is on the user
+    network's gateway, known later."""
+    url = urlparse(settings.bind_url)
+    checks = [
+        (url.hostname or "127.0.0.1", url.port, "OPUHUB_BIND_URL"),
+        ("127.0.0.1", settings.proxy_api_port, "OPUHUB_PROXY_API_PORT"),
+        ("127.0.0.1", settings.lease_service_port, "OPUHUB_LEASE_SERVICE_PORT"),
+    ]
+    if settings.hub_bind_url:
+        hub = urlparse(settings.hub_bind_url)
+        checks.append((hub.hostname or "127.0.0.1", hub.port, "OPUHUB_HUB_BIND_URL"))
+    return checks
+
+
+def describe(pids: set[int]) -> str:
+    parts = []
+    for pid in sorted(pids):
+        process = restart.read_process(pid)
+        name = os.path.basename(process.cmdline[0]) if process and process.cmdline else "?"
+        parts.append(f"pid {pid} ({name})")
+    return ", ".join(parts)
+
+
+def recover(settings: Settings) -> str | None:
+    """Take over what a hub that died left on this state directory. Returns why the start
+    must not go on, or None."""
+    state = settings.state_dir
+    hub = restart.live_hub(state)
+    if hub is not None:
+        return (f"a hub is already running on {state} (pid {hub}). Stop it first "
+                f"(kill -INT {hub}), or give this one another OPUHUB_STATE_DIR.")
+    left = restart.find_leftovers(state)
+    stale = left.extra_proxies + [p.pid for p in left.services]
+    if stale:
+        print(f"opuhub: stopping what the previous hub left running: {describe(set(stale))}",
+              file=sys.stderr)
+        stuck = restart.stop_processes(stale)
+        if stuck:
+            return f"cannot stop {describe(set(stuck))} left by the previous hub; stop it."
+    if left.proxy is not None:
+        print(f"opuhub: the previous hub's proxy (pid {left.proxy}) serves until JupyterHub "
+              "replaces it", file=sys.stderr)
+    for host, port, variable in ports_to_check(settings):
+        if not port_in_use(host, port):
+            continue
+        holders = restart.listeners(port)
+        if left.proxy is not None and holders == {left.proxy}:
+            continue  # ours: JupyterHub stops it (state/proxy.pid) before starting its own
+        what = "address" if variable.endswith("_URL") else "port"
+        by = f" by {describe(holders)}" if holders else ""
+        return (f"{host}:{port} is already in use{by} (another hub?). Stop it, "
+                f"or set {variable} to another {what}.")
+    return None
 
 
 def login_help(url: str, state: Path, admins: list[str], workshop_password: str,
@@ -71,10 +133,9 @@ def main() -> int:
     except SettingsError as e:
         print(f"opuhub: {e}", file=sys.stderr)
         return 2
-    url = urlparse(settings.bind_url)
-    if port_in_use(url.hostname or "127.0.0.1", url.port):
-        print(f"opuhub: {settings.bind_url} is already in use (another hub?). Stop it, or set "
-              "OPUHUB_BIND_URL to another address.", file=sys.stderr)
+    refusal = recover(settings)
+    if refusal:
+        print(f"opuhub: {refusal}", file=sys.stderr)
         return 1
     try:
         chp = ensure_chp()
@@ -88,6 +149,10 @@ def main() -> int:
     os.environ["OPUHUB_STATE_DIR"] = str(settings.state_dir)
     os.environ["PATH"] = os.pathsep.join([str(Path(chp).parent), os.environ.get("PATH", "")])
     jupyterhub = str(Path(sys.executable).with_name("jupyterhub"))
+    # SIGINT ignored here (a background job of a script) would be inherited by every process
+    # JupyterHub starts before it installs its own handler, and JupyterHub stops services
+    # and local servers with SIGINT first: each then cost a 30 s timeout at every stop
+    obey_stop_signals()
     os.execv(jupyterhub, [jupyterhub, "-f", str(CONFIG)])
     return 0  # not reached
 

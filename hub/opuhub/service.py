@@ -288,7 +288,10 @@ def main():
     logging.basicConfig(
         level=logging.INFO, format="[%(levelname)1.1s %(asctime)s opu-lease] %(message)s"
     )
-    asyncio.run(LeaseServiceApp().run())
+    try:
+        asyncio.run(LeaseServiceApp().run())
+    except KeyboardInterrupt:  # how the hub stops its services: not an error to report
+        log.info("stopped")
 
 
 if __name__ == "__main__":
