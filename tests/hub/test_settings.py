@@ -43,10 +43,13 @@ def test_bad_values_name_the_variable(var, value, message):
 def test_spawner_choice_with_reasons():
     assert choose_spawner("local", None).class_path == LOCAL
     assert choose_spawner("docker", None).class_path == DOCKER
+    assert choose_spawner("local", None).multi_user  # asked for: every user, own account
     down = choose_spawner("auto", DockerProbe(False, "ConnectionError: no socket"))
     assert down.class_path == LOCAL and "no Docker engine reachable" in down.reason
+    assert not down.multi_user and "admins only" in down.reason  # a fall-back serves admins
+    # fail closed: an engine without the image stays Docker (spawns say `make images`)
     no_image = choose_spawner("auto", DockerProbe(True, "Docker engine 20.10", ("img:1",)))
-    assert no_image.class_path == LOCAL and "img:1" in no_image.reason
+    assert no_image.is_docker and "img:1" in no_image.reason and "make images" in no_image.reason
     up = choose_spawner("auto", DockerProbe(True, "Docker engine 20.10"))
     assert up.is_docker and "reachable" in up.reason
 
