@@ -1,7 +1,13 @@
 """Pure builders for the single-user container: what DockerSpawner is asked to create.
 
 Kept apart from the spawner so the security-relevant parts (capabilities, privileges, devices,
-volumes) are plain dicts that tests check without a Docker engine.
+volumes, disk) are plain dicts that tests check without a Docker engine.
+
+Disk: a container must not be able to fill the host's disk, which the hub's databases share.
+Its root filesystem is read-only (the writable layer would lie in the host's /var/lib/docker);
+/tmp and /var/tmp are size-limited tmpfs (memory, counted in the container's memory limit); its
+log (what reaches the server's stdout, which the user can write to) is rotated; the home is a
+size-limited filesystem when the hub can make one (see :mod:`opuhub.docker_homes`).
 
 Deployers may add their own ``extra_host_config`` / ``extra_create_kwargs``; those are *merged*
 with the hardening (:func:`merge_host_config`, :func:`merge_create_kwargs`), never substituted
@@ -22,6 +28,29 @@ DENIED_HOST_PATHS = (
     "/boot", "/dev", "/etc", "/proc", "/root", "/run", "/sys",
     "/var/lib/containerd", "/var/lib/docker", "/var/run",
 )
+# Writable scratch directories on a read-only root filesystem (tmpfs, size-limited).
+TMP_DIRS = ("/tmp", "/var/tmp")
+DEFAULT_TMP_BYTES = 512 * 1024**2
+# Log drivers that keep the log in files under the engine's data directory (the host's disk).
+FILE_LOG_DRIVERS = ("json-file", "local")
+DEFAULT_LOG_MAX_SIZE = "10m"
+DEFAULT_LOG_MAX_FILES = 2
+
+
+def tmpfs_options(size_bytes: int) -> str:
+    """Mount options of a scratch tmpfs: world-writable with the sticky bit, like /tmp; no
+    setuid or device files; exec allowed (build tools run helpers from /tmp)."""
+    if size_bytes <= 0:
+        raise ValueError(f"a tmpfs size must be > 0 bytes, got {size_bytes}")
+    return f"size={int(size_bytes)},mode=1777,nosuid,nodev,exec"
+
+
+def log_config(max_size: str = DEFAULT_LOG_MAX_SIZE, max_files: int = DEFAULT_LOG_MAX_FILES) -> dict:
+    """The container's log, rotated: a user can write to the server's stdout (/proc/1/fd/1)
+    and would otherwise grow a file on the host's disk without end."""
+    if max_files < 1:
+        raise ValueError(f"log_max_files must be >= 1, got {max_files}")
+    return {"type": "json-file", "config": {"max-size": str(max_size), "max-file": str(max_files)}}
 
 
 def host_config(
@@ -29,12 +58,16 @@ def host_config(
     device: str | None = None,
     container_device: str = CONTAINER_DEVICE,
     device_gid: int | None = None,
+    tmp_bytes: int = DEFAULT_TMP_BYTES,
+    log: dict | None = None,
 ) -> dict:
     """Docker host config for one user's container.
 
     Every container: no capabilities, no privilege escalation (setuid binaries stay
-    unprivileged), a pids limit against fork bombs. Only the lease holder's container gets the
-    device, plus the device node's group so the non-root user may open it.
+    unprivileged), a pids limit against fork bombs, a read-only root filesystem with
+    ``tmp_bytes`` of tmpfs on each of /tmp and /var/tmp, a rotated log (``log``, default
+    :func:`log_config`). Only the lease holder's container gets the device, plus the device
+    node's group so the non-root user may open it.
     """
     if pids_limit <= 0:
         raise ValueError(f"pids_limit must be > 0, got {pids_limit}")
@@ -43,6 +76,9 @@ def host_config(
         "security_opt": ["no-new-privileges"],
         "pids_limit": int(pids_limit),
         "privileged": False,
+        "read_only": True,
+        "tmpfs": {path: tmpfs_options(tmp_bytes) for path in TMP_DIRS},
+        "log_config": log or log_config(),
     }
     if device:
         config["devices"] = [f"{device}:{container_device}:rwm"]
@@ -63,6 +99,22 @@ def home_volume(prefix: str = "opuhub-home-") -> dict:
     """A named volume per user (``{username}`` is expanded by DockerSpawner), mounted on the
     home directory: the container is disposable (remove=True), the files are not."""
     return {prefix + "{username}": HOME}
+
+
+def home_bind(binds: dict, host_home: str) -> dict:
+    """``binds`` (DockerSpawner's ``{source: {"bind": target, "mode": m}}``) with whatever was
+    mounted on the home replaced by the host directory ``host_home`` (a size-limited home)."""
+    result = {source: bind for source, bind in binds.items() if bind.get("bind") != HOME}
+    result[str(host_home)] = {"bind": HOME, "mode": "rw"}
+    return result
+
+
+def home_volume_name(binds: dict) -> str | None:
+    """The named volume DockerSpawner mounts on the home, if any (None: a host path or none)."""
+    for source, bind in binds.items():
+        if bind.get("bind") == HOME and not str(source).startswith("/"):
+            return str(source)
+    return None
 
 
 def check_volumes(volumes: dict, allowed_host_paths=()) -> dict:
@@ -206,8 +258,10 @@ def check_host_config(config, allowed_host_paths=()) -> dict:
     """Refuse deployer host-config settings that would weaken the hardening.
 
     Returns ``config`` as a dict; raises :class:`UnsafeContainerConfig` naming every refused
-    key and why. Settings that do not touch isolation (shm_size, ulimits, tmpfs, read_only,
-    extra_hosts, dns, memory and CPU knobs, GPUs through device_requests, ...) pass.
+    key and why. Settings that do not touch isolation (shm_size, ulimits, tmpfs, extra_hosts,
+    dns, memory and CPU knobs, GPUs through device_requests, ...) pass; ``read_only`` may only
+    stay on, and a ``log_config`` that writes files must be rotated (see
+    :func:`merge_host_config`).
     """
     if config is None:
         return {}
@@ -241,6 +295,15 @@ def check_host_config(config, allowed_host_paths=()) -> dict:
         elif key == "mounts":
             found = [_mount_problem(m, allowed_host_paths) for m in (value or [])]
             why = "; ".join(reason for reason in found if reason) or None
+        elif key == "read_only":
+            if not value:
+                why = ("the root filesystem stays read-only: its writable layer lies on the "
+                       "host's disk, which the hub's databases share; add a tmpfs entry or a "
+                       "volume for a path that must be writable")
+        elif key == "tmpfs":
+            why = _tmpfs_problem(value)
+        elif key == "log_config":
+            why = _log_config_problem(value)
         if why:
             problems.append(f"{key}={value!r}: {why}")
     if problems:
@@ -248,6 +311,61 @@ def check_host_config(config, allowed_host_paths=()) -> dict:
             "extra_host_config would weaken the isolation of user containers, refused: "
             + " | ".join(problems))
     return dict(config)
+
+
+def _tmpfs_entries(value) -> dict:
+    """Docker's ``tmpfs`` setting as {path: options}: a dict, or a list of 'path[:options]'."""
+    if isinstance(value, Mapping):
+        return {str(path): str(options or "") for path, options in value.items()}
+    if isinstance(value, list | tuple):
+        return dict((entry.split(":", 1) + [""])[:2] for entry in map(str, value))
+    raise UnsafeContainerConfig(f"tmpfs must be a dict or a list, got {type(value).__name__}")
+
+
+def _tmpfs_problem(value) -> str | None:
+    try:
+        _tmpfs_entries(value or {})
+    except UnsafeContainerConfig as e:
+        return str(e)
+    return None
+
+
+def _log_options(value) -> tuple[str, dict]:
+    kind = str(value.get("type") or value.get("Type") or "")
+    options = value.get("config") or value.get("Config") or {}
+    return kind, dict(options)
+
+
+def _log_config_problem(value) -> str | None:
+    if value is not None and not isinstance(value, Mapping):
+        return f"log_config must be a dict, got {type(value).__name__}"
+    return None
+
+
+def _merge_tmpfs(ours: dict, theirs) -> dict:
+    """Ours plus the deployer's scratch paths. The deployer may size /tmp and /var/tmp
+    differently (tmpfs is memory, counted in the container's limit, never the host's disk);
+    an entry of theirs without a size gets ours, so none is unbounded."""
+    merged = dict(ours)
+    size = next((opt for opt in next(iter(ours.values()), "").split(",")
+                 if opt.startswith("size=")), None)
+    for path, options in _tmpfs_entries(theirs).items():
+        if size and not any(opt.strip().startswith("size=") for opt in options.split(",")):
+            options = ",".join(filter(None, [options, size]))
+        merged[path] = options
+    return merged
+
+
+def _merge_log_config(ours: dict, theirs) -> dict:
+    """The deployer may choose the log driver; a driver writing files under the engine's data
+    directory (json-file, local, or the daemon's default) is rotated with our sizes unless the
+    deployer gives their own max-size."""
+    kind, options = _log_options(theirs)
+    if kind in ("", *FILE_LOG_DRIVERS):
+        for name, value in ours["config"].items():
+            options.setdefault(name, value)
+        return {"type": kind or ours["type"], "config": options}
+    return {"type": kind, "config": options}
 
 
 # keys of ours that a deployer's value is combined with rather than replaced by
@@ -258,7 +376,9 @@ def merge_host_config(deployer, hardening: dict, allowed_host_paths=()) -> dict:
     """The deployer's host config plus ours; ours wins on every hardening key.
 
     cap_drop, security_opt and group_add are unions (ours first); pids_limit is the stricter
-    of the two; privileged and devices are ours (devices: the lease holder's only).
+    of the two; privileged, read_only and devices are ours (devices: the lease holder's only);
+    tmpfs entries of the deployer are added (theirs may resize /tmp and /var/tmp, every entry
+    has a size); a deployer's log driver is kept, rotated if it writes files.
     """
     merged = check_host_config(deployer, allowed_host_paths)
     for key, ours in hardening.items():
@@ -267,6 +387,10 @@ def merge_host_config(deployer, hardening: dict, allowed_host_paths=()) -> dict:
             merged[key] = list(ours) + [item for item in theirs if item not in ours]
         elif key == "pids_limit" and theirs:
             merged[key] = min(int(ours), int(theirs))
+        elif key == "tmpfs" and theirs:
+            merged[key] = _merge_tmpfs(ours, theirs)
+        elif key == "log_config" and theirs:
+            merged[key] = _merge_log_config(ours, theirs)
         else:
             merged[key] = ours
     return merged

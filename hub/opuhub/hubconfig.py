@@ -205,6 +205,11 @@ def configure_spawner(c, settings: Settings, choice: SpawnerChoice) -> None:
         docker.mem_limit = settings.mem_limit
         docker.cpu_limit = settings.cpu_limit
         docker.pids_limit = settings.pids_limit
+        docker.homes_dir = str(settings.homes_dir)
+        docker.home_quota = settings.home_quota
+        from .docker_homes import startup_line
+
+        _log(startup_line(settings.home_quota, settings.homes_dir))  # size-limited or not
     else:
         c.Spawner.args = singleuser_args(settings, local_default_kernel())
         local = c.OPULocalSpawner

@@ -8,22 +8,28 @@ On top of DockerSpawner:
 - a deployer's ``extra_host_config`` / ``extra_create_kwargs`` (dict, or callable, sync or
   async) is merged with that hardening at every spawn, never substituted for it; settings that
   would weaken it are refused: dicts when the spawner is configured, callables at the spawn;
-- a named volume per user on /home/jovyan with ``remove=True``;
+- disk: a read-only root filesystem, size-limited tmpfs on /tmp and /var/tmp, a rotated log,
+  and a home of ``home_quota`` bytes (a loop-mounted filesystem under ``homes_dir``, bound on
+  /home/jovyan) when the hub can make one (:mod:`opuhub.docker_homes`), else a named volume
+  per user; the container itself has ``remove=True``;
 - ``network_name = "host"`` works: a free port per spawn and ``get_ip_and_port`` overridden
   (DockerSpawner's host mode binds every user to 8888).
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import socket
+from pathlib import Path
 
 from dockerspawner import DockerSpawner
 from tornado import web
-from traitlets import Dict, Integer, List, Unicode, default, validate
+from traitlets import Dict, Enum, Integer, List, Unicode, default, validate
 
-from . import container_spec
+from . import container_spec, docker_homes, home_quota, usernames
+from .cgroups import parse_bytes
 from .lease import Lease
 from .lease_spawner import OPUSpawnerMixin
 from .profiles import HARDWARE, SIMULATOR, SpawnChoice
@@ -136,6 +142,78 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
         by default: users get named volumes only. The Docker socket and system paths (/etc,
         /proc, /sys, /dev, /run, /root, /boot, Docker's data) are refused even below an entry.""",
     )
+
+    home_quota = Unicode(
+        "2G",
+        config=True,
+        help="""Size limit of each user's home (e.g. 512M, 2G; 0 = none): a loop-mounted ext4
+        filesystem per user under homes_dir, bound on /home/jovyan, so a full home is "No
+        space left on device" for its user only and never fills the disk under the hub's
+        databases. Needs the hub to run as root beside the Docker engine (see home_storage).
+        An existing home keeps the size it was created with.""",
+    )
+    homes_dir = Unicode(
+        "homes",
+        config=True,
+        help="""Host directory holding the size-limited homes (<homes_dir>/<user>, images in
+        <homes_dir>/.images, 0700 root). Only the spawner binds from it, each user's own home;
+        it need not be in allowed_host_paths. Keep it out of the hub's state directory.""",
+    )
+    home_storage = Enum(
+        list(docker_homes.MODES),
+        "auto",
+        config=True,
+        help="""Where homes live. 'host': the size-limited homes of home_quota under homes_dir
+        (the hub must run as root and share its filesystem with the Docker engine; a spawn
+        fails with a clear error if the home cannot be made). 'volume': a named Docker volume
+        opuhub-home-<user> per user, NOT size-limited (it lies in the engine's data
+        directory). 'auto' (default): 'host' when home_quota is not 0, the hub runs as root
+        and a Docker engine runs in its mount namespace; otherwise 'volume', logged at start
+        (a hub inside a container, such as images/compose.yaml's). A user whose volume exists
+        from before keeps it, with a warning in the log.""",
+    )
+    tmp_size = Unicode(
+        "512M",
+        config=True,
+        help="""Size of each of the tmpfs on /tmp and /var/tmp (e.g. 256M, 1G): the only
+        writable paths besides the home, since the root filesystem is read-only. tmpfs is
+        memory, counted in the container's memory limit, never the host's disk; writing past
+        it is "No space left on device" for that user. A deployer's extra_host_config tmpfs
+        entry for these paths (with its own size=) takes precedence.""",
+    )
+    log_max_size = Unicode(
+        container_spec.DEFAULT_LOG_MAX_SIZE,
+        config=True,
+        help="""Largest file of a container's log before it is rotated (Docker's json-file
+        max-size, e.g. 10m). The user can write to the server's stdout, so the log would
+        otherwise grow on the host's disk without end.""",
+    )
+    log_max_files = Integer(
+        container_spec.DEFAULT_LOG_MAX_FILES,
+        config=True,
+        help="Log files kept per container (json-file max-file): at most log_max_size × this.",
+    )
+
+    @validate("home_quota", "tmp_size")
+    def _check_size(self, proposal):
+        size = parse_bytes(proposal.value)  # raises with a message naming the bad size
+        if proposal.trait.name == "tmp_size" and size <= 0:
+            raise ValueError("tmp_size must be > 0 (e.g. 512M): /tmp must be writable")
+        return proposal.value
+
+    @validate("log_max_size")
+    def _check_log_size(self, proposal):
+        if parse_bytes(proposal.value) <= 0:
+            raise ValueError(f"log_max_size must be a size > 0 such as 10m, got {proposal.value!r}")
+        return proposal.value
+
+    @validate("homes_dir")
+    def _check_homes_dir(self, proposal):
+        path = os.path.abspath(proposal.value)
+        problem = container_spec.host_path_problem(path, [path])
+        if problem:
+            raise container_spec.UnsafeContainerConfig(f"homes_dir is refused: {problem}")
+        return proposal.value
 
     @validate("images")
     def _check_images(self, proposal):
@@ -260,7 +338,71 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
             device=lease.device if lease else None,
             container_device=self.container_device,
             device_gid=gid,
+            tmp_bytes=parse_bytes(self.tmp_size),
+            log=container_spec.log_config(self.log_max_size, self.log_max_files),
         )
+
+    # --- the home ------------------------------------------------------------------------
+
+    def home_storage_now(self) -> docker_homes.HomeStorage:
+        return docker_homes.storage(self.home_storage, parse_bytes(self.home_quota),
+                                    self.home_quota, self.homes_dir)
+
+    @property
+    def host_home(self) -> Path:
+        return Path(self.homes_dir).resolve() / usernames.home_dir_name(self.user.name)
+
+    def prepare_host_home(self) -> Path:
+        """Create and mount this user's size-limited home (blocking I/O: runs in a thread)."""
+        homes = Path(self.homes_dir).resolve()
+        homes.mkdir(parents=True, exist_ok=True)
+        os.chmod(homes, 0o700)  # only the engine (root) binds from here; no host user looks in
+        home = home_quota.ensure_home(homes, self.host_home.name, parse_bytes(self.home_quota),
+                                      self.container_uid, self.container_gid)
+        warning = docker_homes.overcommit_warning(homes)
+        if warning:
+            self.log.warning("disk: %s", warning)
+        return home
+
+    async def _existing_home_volume(self) -> str | None:
+        import docker.errors
+
+        name = container_spec.home_volume_name(DockerSpawner.volume_binds.fget(self))
+        if name is None:
+            return None
+        try:
+            await self.docker("inspect_volume", name)
+        except docker.errors.NotFound:
+            return None
+        return name
+
+    @property
+    def volume_binds(self):
+        binds = super().volume_binds
+        host_home = getattr(self, "_host_home", None)
+        return container_spec.home_bind(binds, str(host_home)) if host_home else binds
+
+    async def create_object(self):
+        # the home is made before each new container: a size-limited filesystem when the hub
+        # can (else the named volume of `volumes`, which Docker creates on first use)
+        self._host_home = None
+        if self.home_storage_now().on_host:
+            volume = await self._existing_home_volume()
+            if volume:
+                self.log.warning(
+                    "%s keeps the Docker volume %s as home (files from before size-limited "
+                    "homes; NOT size-limited): copy its files into %s and remove the volume "
+                    "to move this user to a size-limited home", self._log_name, volume,
+                    self.host_home)
+            else:
+                try:
+                    self._host_home = await asyncio.to_thread(self.prepare_host_home)
+                except (OSError, home_quota.HomeQuotaError, usernames.InvalidUsername) as e:
+                    self.log.error("could not prepare %s's home: %s", self._log_name, e)
+                    raise web.HTTPError(
+                        500, f"Your home directory could not be prepared: {e}. "
+                        "An admin must fix the hub's home settings.") from None
+        return await super().create_object()
 
     def kernel_device(self, lease: Lease) -> str:
         return self.container_device

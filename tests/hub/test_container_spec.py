@@ -17,8 +17,38 @@ def test_every_container_is_locked_down():
         "security_opt": ["no-new-privileges"],
         "pids_limit": 256,
         "privileged": False,
+        "read_only": True,
+        "tmpfs": {"/tmp": "size=536870912,mode=1777,nosuid,nodev,exec",
+                  "/var/tmp": "size=536870912,mode=1777,nosuid,nodev,exec"},
+        "log_config": {"type": "json-file", "config": {"max-size": "10m", "max-file": "2"}},
     }
     assert "devices" not in config
+
+
+def test_the_container_cannot_write_to_the_hosts_disk_outside_its_home():
+    # read-only root (the writable layer lies in /var/lib/docker), tmpfs scratch, rotated log
+    config = container_spec.host_config(1, tmp_bytes=64 * 1024**2,
+                                        log=container_spec.log_config("1m", 3))
+    assert config["read_only"] is True
+    assert set(config["tmpfs"]) == {"/tmp", "/var/tmp"}
+    assert all("size=67108864" in options.split(",") for options in config["tmpfs"].values())
+    assert config["log_config"] == {"type": "json-file",
+                                    "config": {"max-size": "1m", "max-file": "3"}}
+    with pytest.raises(ValueError, match="tmpfs size"):
+        container_spec.tmpfs_options(0)
+    with pytest.raises(ValueError, match="max_files"):
+        container_spec.log_config("1m", 0)
+
+
+def test_a_size_limited_home_replaces_the_home_volume_only():
+    binds = {"opuhub-home-alice": {"bind": "/home/jovyan", "mode": "rw"},
+             "datasets": {"bind": "/data", "mode": "ro"}}
+    assert container_spec.home_volume_name(binds) == "opuhub-home-alice"
+    replaced = container_spec.home_bind(binds, "/srv/homes/alice")
+    assert replaced == {"/srv/homes/alice": {"bind": "/home/jovyan", "mode": "rw"},
+                        "datasets": {"bind": "/data", "mode": "ro"}}
+    assert container_spec.home_volume_name(replaced) is None
+    assert container_spec.home_bind(replaced, "/srv/homes/alice") == replaced  # idempotent
 
 
 def test_only_the_holder_gets_the_device_and_its_group():
@@ -108,6 +138,21 @@ def test_host_network_picks_a_free_port_per_spawn():
     assert restored.port == first
     # no port bindings in host mode (docker-py refuses them there)
     assert s.use_internal_ip is True
+
+
+def test_disk_traits_reach_the_host_config(tmp_path):
+    s = spawner(tmp_size="64M", log_max_size="1m", log_max_files=1)
+    host = s.extra_host_config(s)
+    assert host["read_only"] is True
+    assert host["tmpfs"]["/tmp"].startswith("size=67108864,")
+    assert host["log_config"]["config"] == {"max-size": "1m", "max-file": "1"}
+    for bad in ({"tmp_size": "0"}, {"tmp_size": "lots"}, {"home_quota": "-1G"},
+                {"log_max_size": "0"}, {"homes_dir": "/var/lib/docker/homes"},
+                {"homes_dir": "/etc"}):
+        with pytest.raises(ValueError):
+            spawner(**bad)
+    s = spawner(homes_dir=str(tmp_path / "homes"))
+    assert s.host_home == tmp_path / "homes" / "alice"
 
 
 def test_uid_zero_is_refused():

@@ -138,6 +138,10 @@ WEAKENING_HOST_CONFIG = [
     ({"sysctls": {"kernel.shm_rmid_forced": "1"}}, "kernel parameters"),
     ({"oom_kill_disable": True}, "memory limit"),
     ({"group_add": ["0"]}, "root group"),
+    ({"read_only": False}, "read-only"),
+    ({"read_only": None}, "read-only"),
+    ({"tmpfs": "/tmp"}, "dict or a list"),
+    ({"log_config": "json-file"}, "must be a dict"),
     ("privileged", "must be a dict"),
 ]
 
@@ -224,7 +228,7 @@ def test_network_host_only_through_network_name():
 def test_settings_that_do_not_touch_isolation_pass():
     harmless = {
         "shm_size": "1g", "ulimits": [{"Name": "nofile", "Soft": 1024, "Hard": 2048}],
-        "tmpfs": {"/scratch": "size=100m"}, "read_only": False, "extra_hosts": {"db": "10.0.0.2"},
+        "tmpfs": {"/scratch": "size=100m"}, "read_only": True, "extra_hosts": {"db": "10.0.0.2"},
         "dns": ["10.0.0.53"], "cpu_period": 50_000, "mem_reservation": "1g",
         "security_opt": ["no-new-privileges:true", "apparmor=docker-default"],
         "mounts": [{"Type": "tmpfs", "Target": "/tmp"}, {"Type": "volume", "Source": "v",
@@ -235,3 +239,43 @@ def test_settings_that_do_not_touch_isolation_pass():
     merged = container_spec.merge_host_config(harmless, HARDENING)
     assert_hardened(merged)
     assert merged["shm_size"] == "1g" and merged["device_requests"]
+
+
+# --- disk (issue 9, finding 5): the deployer cannot give the container the host's disk -----------
+
+
+def test_deployer_tmpfs_and_logs_are_merged_with_size_limits():
+    hardening = container_spec.host_config(512, tmp_bytes=64 * 1024**2)
+    merged = container_spec.merge_host_config(
+        {"tmpfs": {"/tmp": "size=1g", "/scratch": "mode=1777", "/var/tmp": ""}}, hardening)
+    assert merged["read_only"] is True
+    # theirs may resize /tmp (memory, within the container's memory limit), never unbounded
+    assert merged["tmpfs"]["/tmp"] == "size=1g"
+    assert merged["tmpfs"]["/scratch"] == "mode=1777,size=67108864"
+    assert merged["tmpfs"]["/var/tmp"] == "size=67108864"
+    listed = container_spec.merge_host_config({"tmpfs": ["/scratch:mode=1777"]}, hardening)
+    assert listed["tmpfs"]["/scratch"] == "mode=1777,size=67108864"
+    assert listed["tmpfs"]["/tmp"] == hardening["tmpfs"]["/tmp"]
+    # a file log is rotated: ours unless the deployer sets a size; other drivers are theirs
+    merged = container_spec.merge_host_config({"log_config": {"type": "local"}}, hardening)
+    assert merged["log_config"] == {"type": "local",
+                                    "config": {"max-size": "10m", "max-file": "2"}}
+    merged = container_spec.merge_host_config(
+        {"log_config": {"Type": "json-file", "Config": {"max-size": "50m"}}}, hardening)
+    assert merged["log_config"]["config"] == {"max-size": "50m", "max-file": "2"}
+    merged = container_spec.merge_host_config({"log_config": {"type": "journald"}}, hardening)
+    assert merged["log_config"] == {"type": "journald", "config": {}}
+    # read_only=True from the deployer is fine; off is refused (above)
+    assert container_spec.merge_host_config({"read_only": True}, hardening)["read_only"] is True
+
+
+def test_the_spawner_refuses_a_writable_root_filesystem():
+    with pytest.raises(UnsafeContainerConfig, match="read_only"):
+        configured(extra_host_config={"read_only": False})
+    s = configured(extra_host_config=lambda spawner: {"read_only": False})
+    with pytest.raises(UnsafeContainerConfig, match="read-only"):
+        s.extra_host_config(s)
+    s = configured(extra_host_config={"shm_size": "1g"})
+    host = s.extra_host_config(s)
+    assert host["read_only"] is True and host["shm_size"] == "1g"
+    assert {"/tmp", "/var/tmp"} <= set(host["tmpfs"])
