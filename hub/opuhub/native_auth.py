@@ -12,7 +12,9 @@ On top of jupyterhub-nativeauthenticator 1.3.0 this subclass
   an anonymous visitor became admin;
 - answers a login with an unknown name the way it answers a wrong password, after the same
   bcrypt work, so the login page does not tell which names exist;
-- refuses passwords bcrypt cannot take (over 72 bytes) with a message instead of an HTTP 500.
+- refuses passwords bcrypt cannot take (over 72 bytes) with a message instead of an HTTP 500;
+- approves and discards accounts only on a navigation from the hub's own pages (upstream's
+  GET links could be triggered from another site or an image in an admin's browser).
 """
 
 from __future__ import annotations
@@ -23,8 +25,7 @@ import bcrypt
 from jupyterhub import orm
 from jupyterhub.handlers.base import BaseHandler
 from nativeauthenticator import NativeAuthenticator
-from nativeauthenticator.handlers import LoginHandler as NativeLoginHandler
-from nativeauthenticator.handlers import SignUpHandler as NativeSignUpHandler
+from nativeauthenticator import handlers as upstream
 from nativeauthenticator.orm import UserInfo
 from tornado import web
 from traitlets import Unicode
@@ -57,7 +58,7 @@ class _NoStatsd:
         pass
 
 
-class LoginHandler(NativeLoginHandler):
+class LoginHandler(upstream.LoginHandler):
     statsd = _NoStatsd()
 
     def render_template(self, name, **ns):
@@ -77,7 +78,7 @@ class LoginHandler(NativeLoginHandler):
         await super().post()
 
 
-class SignUpHandler(NativeSignUpHandler):
+class SignUpHandler(upstream.SignUpHandler):
     """Says why a name is refused: outside the alphabet, or not available."""
 
     def get_result_message(self, user, assume_user_is_human, username_already_taken,
@@ -97,7 +98,33 @@ class SignUpHandler(NativeSignUpHandler):
                                           confirmation_matches, False)
 
 
-_OWN_HANDLERS = {NativeLoginHandler: LoginHandler, NativeSignUpHandler: SignUpHandler}
+class _FromTheHubsOwnPages:
+    """Upstream approves and discards accounts with plain GET links, which another site (or an
+    image in a page) could make an admin's browser follow: only a navigation from the hub's
+    own pages (or a client that sends no Sec-Fetch headers, e.g. a script) is obeyed."""
+
+    async def prepare(self):
+        await super().prepare()
+        site = self.request.headers.get("Sec-Fetch-Site")
+        dest = self.request.headers.get("Sec-Fetch-Dest")
+        if site not in (None, "same-origin", "none") or dest not in (None, "document"):
+            raise web.HTTPError(403, "Approve or discard accounts from the hub's /hub/authorize page.")
+
+
+class ToggleAuthorizationHandler(_FromTheHubsOwnPages, upstream.ToggleAuthorizationHandler):
+    pass
+
+
+class DiscardHandler(_FromTheHubsOwnPages, upstream.DiscardHandler):
+    pass
+
+
+_OWN_HANDLERS = {
+    upstream.LoginHandler: LoginHandler,
+    upstream.SignUpHandler: SignUpHandler,
+    upstream.ToggleAuthorizationHandler: ToggleAuthorizationHandler,
+    upstream.DiscardHandler: DiscardHandler,
+}
 
 
 class OPUNativeAuthenticator(UsernameRules, NativeAuthenticator):

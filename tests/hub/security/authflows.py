@@ -9,6 +9,7 @@ import sys
 import requests
 
 XSRF = re.compile(r'name="_xsrf" value="([^"]+)"')
+XSRF_JS = re.compile(r'xsrf_token: "[^"]*"')
 
 
 def xsrf(session: requests.Session, url: str) -> str:
@@ -43,7 +44,7 @@ def sign_up(hub, username: str, password: str) -> requests.Response:
 
 def page_without(resp: requests.Response, *names: str) -> str:
     """The page with the echoed names and the per-session xsrf token blanked out."""
-    text = XSRF.sub('name="_xsrf" value=""', resp.text)
+    text = XSRF_JS.sub('xsrf_token: ""', XSRF.sub('name="_xsrf" value=""', resp.text))
     for name in names:
         text = text.replace(name, "NAME")
     return text

@@ -99,3 +99,21 @@ def test_admins_cannot_change_their_password_away_from_the_state_file(second_hub
     assert resp.status_code == 403
     assert "state/admin-password" in html.unescape(resp.text)
     assert logged_in(second_hub, "admin", password)
+
+
+@pytest.mark.parametrize("headers", [
+    {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "image", "Sec-Fetch-Mode": "no-cors"},
+    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate"},
+])
+def test_approval_links_cannot_be_triggered_from_elsewhere(second_hub, headers):
+    """An <img src=/hub/authorize/me> in a page an admin views, or a link on another site."""
+    name = "sneaky-" + headers["Sec-Fetch-Dest"]
+    assert "sent to the admin" in sign_up(second_hub, name, "sneaky-passphrase-7").text
+    admin = admin_session(second_hub)
+    forged = admin.get(f"{second_hub.url}/hub/authorize/{name}", headers=headers, timeout=30)
+    assert forged.status_code == 403
+    assert not logged_in(second_hub, name, "sneaky-passphrase-7")
+    # from the hub's own page it works
+    own = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate"}
+    assert admin.get(f"{second_hub.url}/hub/authorize/{name}", headers=own, timeout=30).status_code == 200
+    assert logged_in(second_hub, name, "sneaky-passphrase-7")
