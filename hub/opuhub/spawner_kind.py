@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from . import usernames
 from .settings import Settings
 from .spawner_choice import SpawnerChoice
 
@@ -71,11 +72,13 @@ def refusal(recorded: str | None, kind: str, state_dir: Path, homes_dir: Path, i
     return (
         f"This hub ran users' servers in Docker containers until now; this start would use "
         f"local processes, whose homes are in {homes_dir}/, so users would find empty homes. "
-        f"Their files are in {where}. To carry them over, for each volume "
-        f"{VOLUME_PREFIX}NAME:\n"
-        f"  mkdir -p {homes_dir}/NAME && docker run --rm --user 0 "
-        f"-v {VOLUME_PREFIX}NAME:/from:ro -v {homes_dir}/NAME:/to {image} cp -a /from/. /to/\n"
-        f"(the local spawner gives each home to its user's account at the next spawn).\n{accept}"
+        f"Their files are in {where}. To carry them over: delete {record}, start the hub, "
+        f"let each user start their server once (it makes {homes_dir}/NAME), then for each "
+        f"volume {VOLUME_PREFIX}NAME:\n"
+        f"  docker run --rm --user 0 -v {VOLUME_PREFIX}NAME:/from:ro -v {homes_dir}/NAME:/to "
+        f"{image} cp -a /from/. /to/\n"
+        f"  chown -R {usernames.UNIX_PREFIX}NAME: {homes_dir}/NAME\n"
+        f"To go on as before, start with OPUHUB_SPAWNER={recorded}."
     )
 
 
