@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 
 MAX_LENGTH = 28
-PATTERN = rf"^[a-z0-9][a-z0-9._-]{{0,{MAX_LENGTH - 1}}}$"
+PATTERN = rf"^[a-z0-9][a-z0-9._-]{{0,{MAX_LENGTH - 1}}}\Z"
 _VALID = re.compile(PATTERN)
 UNIX_PREFIX = "opu-"
 RULE = (
