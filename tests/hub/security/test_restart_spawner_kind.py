@@ -1,9 +1,9 @@
 """A restart with another spawner kind must not hide users' files.
 
-Homes of local servers live under the homes directory, homes of containers in Docker volumes
-``opuhub-home-<user>``. A hub restarted with the other kind (Docker stopped, OPUHUB_SPAWNER
-changed) gave every user an empty home: it now refuses, saying where the files are and how to
-carry them over, until that is done (or the old kind is used again).
+Homes of local servers live under the homes directory; homes of containers there too (host
+homes) or in Docker volumes ``opuhub-home-<user>``. A hub restarted with homes elsewhere
+(Docker stopped, OPUHUB_SPAWNER changed) gave every user an empty home: it now refuses, saying
+where the files are and how to carry them over, until that is done (or it starts as before).
 """
 
 from __future__ import annotations
@@ -41,16 +41,18 @@ def test_local_homes_block_a_switch_to_docker():
         homes = Path(hub.env.get("OPUHUB_HOMES_DIR") or hub.root / "homes").resolve()
         assert spawner_kind.local_homes(homes)  # erin's home is there
         hub.stop()
-        assert (hub.state / "spawner-kind").read_text().strip() == "local"
+        assert (hub.state / "spawner-kind").read_text().strip() == "local host"
 
-        hub.env["OPUHUB_SPAWNER"] = "docker"
+        # containers with homes in Docker volumes (no size-limited host homes without a quota)
+        hub.env.update(OPUHUB_SPAWNER="docker", OPUHUB_HOME_QUOTA="0")
         log = start_refused(hub)
         assert "refusing to start" in log
         assert f"Their files are in {homes}/" in log
         assert "docker volume create opuhub-home-NAME" in log
         assert "OPUHUB_SPAWNER=local" in log
-        assert (hub.state / "spawner-kind").read_text().strip() == "local"
+        assert (hub.state / "spawner-kind").read_text().strip() == "local host"
 
+        del hub.env["OPUHUB_HOME_QUOTA"]
         hub.env["OPUHUB_SPAWNER"] = "local"  # as before: starts, erin's server still runs
         hub.start()
         assert hub.server_model("erin")["ready"]
@@ -76,13 +78,13 @@ def test_docker_volumes_block_a_switch_to_local():
         if os.environ.get("OPUHUB_REQUIRE_DOCKER") == "1":
             pytest.fail("OPUHUB_REQUIRE_DOCKER=1 but no Docker engine is reachable")
         pytest.skip("no Docker engine: a Docker hub cannot run here")
-    hub = Hub(hub_root("kind"), via_run=True, spawner="docker")
+    hub = Hub(hub_root("kind"), via_run=True, spawner="docker", home_quota="0")
     user = f"kind{uuid.uuid4().hex[:6]}"
     volume = None
     try:
-        hub.start()  # a hub with containers (nobody spawns: the home volume stands for one)
+        hub.start()  # containers, homes in volumes (nobody spawns: a volume stands for one)
         hub.stop()
-        assert (hub.state / "spawner-kind").read_text().strip() == "docker"
+        assert (hub.state / "spawner-kind").read_text().strip() == "docker volume"
         volume = client.volumes.create(f"opuhub-home-{user}")  # what a spawn of `user` makes
 
         hub.env["OPUHUB_SPAWNER"] = "local"
@@ -90,7 +92,7 @@ def test_docker_volumes_block_a_switch_to_local():
         assert "refusing to start" in log
         assert f"opuhub-home-{user}" in log
         assert "OPUHUB_SPAWNER=docker" in log
-        assert (hub.state / "spawner-kind").read_text().strip() == "docker"
+        assert (hub.state / "spawner-kind").read_text().strip() == "docker volume"
     finally:
         hub.shutdown()
         if volume is not None:
@@ -102,23 +104,39 @@ def test_docker_volumes_block_a_switch_to_local():
 
 def test_refusal_decisions(tmp_path):
     state, homes = tmp_path / "state", tmp_path / "homes"
+    local = spawner_kind.Placement("local", "host")
+    docker_volumes = spawner_kind.Placement("docker", "volume")
+    docker_host = spawner_kind.Placement("docker", "host")
 
-    def refusal(recorded, kind, local=(), docker=()):
-        return spawner_kind.refusal(recorded, kind, state, homes, "img", list(local),
-                                    None if docker is None else list(docker))
+    def refusal(recorded, now, on_host=(), volumes=()):
+        return spawner_kind.refusal(recorded, now, state, homes, "img", list(on_host),
+                                    None if volumes is None else list(volumes))
 
-    assert refusal(None, "docker", local=["a"]) is None  # first start
-    assert refusal("local", "local", local=["a"]) is None
-    assert refusal("local", "docker") is None  # nothing to hide
-    assert refusal("docker", "local", docker=[]) is None
-    message = refusal("local", "docker", local=["a", "b"])
+    assert refusal(None, docker_volumes, on_host=["a"]) is None  # first start
+    assert refusal(local, local, on_host=["a"]) is None
+    assert refusal(local, docker_host, on_host=["a"]) is None  # same homes: nothing hidden
+    assert refusal(docker_host, local, on_host=["a"], volumes=None) is None
+    assert refusal(local, docker_volumes) is None  # no homes to hide
+    assert refusal(docker_volumes, local, volumes=[]) is None
+    message = refusal(local, docker_volumes, on_host=["a", "b"])
     assert f"{homes}/ (a, b;" in message and str(state / "spawner-kind") in message
-    message = refusal("docker", "local", docker=["a"])
+    assert "OPUHUB_SPAWNER=local" in message
+    message = refusal(docker_volumes, local, volumes=["a"])
     assert "opuhub-home-a" in message and "OPUHUB_SPAWNER=docker" in message
+    assert "chown -R opu-NAME:" in message
+    # same spawner, homes moved (e.g. OPUHUB_HOME_QUOTA changed): start as before
+    assert "start as before" in refusal(docker_volumes, docker_host, volumes=["a"])
     # the engine cannot be asked: the volumes may be there, so refuse and say so
-    assert "not reachable" in refusal("docker", "local", docker=None)
-    many = refusal("local", "docker", local=[f"u{i}" for i in range(20)])
-    assert "and 12 more" in many
+    assert "not reachable" in refusal(docker_volumes, local, volumes=None)
+    assert "and 12 more" in refusal(local, docker_volumes, on_host=[f"u{i}" for i in range(20)])
+
+
+def test_records_of_older_hubs_and_garbage():
+    parse = spawner_kind.Placement.parse
+    assert parse("docker\n") == spawner_kind.Placement("docker", "volume")
+    assert parse("local") == spawner_kind.Placement("local", "host")
+    assert parse("docker host") == spawner_kind.Placement("docker", "host")
+    assert parse("nonsense") is None and parse("") is None
 
 
 def test_local_homes_lists_directories_and_quota_images(tmp_path):
