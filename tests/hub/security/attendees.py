@@ -85,7 +85,7 @@ class Attendee:
 
 # Prelude of the attack cells: `attempt(fn)` runs one attack and says how it ended.
 ATTEMPT = r'''
-import json, os, signal
+import json, os, signal, sys
 
 def attempt(fn, *args):
     try:
