@@ -126,6 +126,7 @@ def test_holder_container_is_locked_down_and_gets_the_device(docker_hub):
     assert host["CapDrop"] == ["ALL"] and host["SecurityOpt"] == ["no-new-privileges"]
     assert host["PidsLimit"] == 512 and host["Memory"] > 0 and host["AutoRemove"] is True
     assert host["Privileged"] is False and not host.get("CapAdd")
+    assert host["ReadonlyRootfs"] is True and set(host["Tmpfs"]) == {"/tmp", "/var/tmp"}
     # the deployer's settings were added, not substituted for the hardening
     assert host["ShmSize"] == 1024**3
     assert container.attrs["Config"]["Labels"]["opuhub.test"] == "merged"
@@ -133,7 +134,10 @@ def test_holder_container_is_locked_down_and_gets_the_device(docker_hub):
         {"PathOnHost": hub.devices[0], "PathInContainer": "/dev/opu0", "CgroupPermissions": "rwm"}
     ]
     mounts = {m["Destination"]: m for m in container.attrs["Mounts"]}
-    assert mounts["/home/jovyan"]["Name"] == "opuhub-home-dockeruser"
+    # a hub running as root beside the engine gives each user a size-limited home (2G default)
+    home = hub.root / "homes" / "dockeruser"
+    assert mounts["/home/jovyan"]["Type"] == "bind"
+    assert mounts["/home/jovyan"]["Source"] == str(home) and os.path.ismount(home)
     assert not any("docker.sock" in (m.get("Source") or "") for m in mounts.values())
 
     token = hub.user_token("dockeruser")
@@ -152,8 +156,9 @@ def test_holder_container_is_locked_down_and_gets_the_device(docker_hub):
     hub.stop_server("dockeruser", timeout=60)
     assert hub.leases() == []
     assert not [c for c in client.containers.list(all=True) if c.name == "jupyter-dockeruser"]
-    # the home volume outlives the container
-    assert client.volumes.get("opuhub-home-dockeruser")
+    # the home outlives the container, and no volume was made in the engine's data directory
+    assert os.path.ismount(home) and (home / "examples").is_dir()
+    assert not client.volumes.list(filters={"name": "opuhub-home-dockeruser"})
 
 
 def test_a_deployer_callable_asking_for_root_fails_that_spawn_only(docker_hub):
