@@ -19,11 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from opuhub import lifeline, run
+from opuhub import lifeline, run, unix_accounts
 from opuhub.settings import settings_from_env
 from tests.hub.hubtest import Hub, _exists, hub_root, wait_for
 
 SERVICES = ("opu-lease", "idle-culler")
+USER = "rs-carol"
 
 
 def service_processes(hub: Hub) -> dict[str, list[int]]:
@@ -59,19 +60,20 @@ def busy_hub():
     hub = Hub(hub_root("restart"), via_run=True, cull_idle_seconds=3600)
     try:
         hub.start()
-        hub.create_users("carol")
-        resp = hub.spawn("carol", profile="hardware")
+        hub.create_users(USER)
+        resp = hub.spawn(USER, profile="hardware")
         assert resp.status_code in (201, 202), resp.text
-        hub.carol_token = hub.user_token("carol")
+        hub.token_of_user = hub.user_token(USER)
         yield hub
     finally:
         hub.shutdown()
+        unix_accounts.remove(USER)  # made by the local spawner (one account per user)
 
 
 def test_kill_9_then_start_again_recovers_with_one_of_each_service(busy_hub):
     hub = busy_hub
     [lease] = hub.leases()
-    server_pid = hub.remember_pid("carol")
+    server_pid = hub.remember_pid(USER)
     assert counts(hub) == {"opu-lease": 1, "idle-culler": 1}
 
     os.kill(hub.proc.pid, signal.SIGKILL)
@@ -84,16 +86,16 @@ def test_kill_9_then_start_again_recovers_with_one_of_each_service(busy_hub):
     hub.start()  # python -m opuhub.run on the same state directory
     assert "already in use" not in hub.log()
     assert counts(hub) == {"opu-lease": 1, "idle-culler": 1}
-    assert hub.get("/user/carol/api/status", hub.carol_token).status_code == 200
+    assert hub.get(f"/user/{USER}/api/status", hub.token_of_user).status_code == 200
     [after] = hub.leases()
     assert (after["user"], after["device"], after["started"]) == (
-        "carol", lease["device"], lease["started"])
-    assert hub.remember_pid("carol") == server_pid
+        USER, lease["device"], lease["started"])
+    assert hub.remember_pid(USER) == server_pid
 
 
 def test_sigint_stops_the_hub_and_its_services_even_when_sigint_was_ignored(busy_hub):
     hub = busy_hub
-    server_pid = hub.remember_pid("carol")
+    server_pid = hub.remember_pid(USER)
     hub.stop()
     # started as a background job of a script would be: SIGINT ignored from the start
     hub.command = ["sh", "-c", "trap '' INT; exec \"$0\" -m opuhub.run", sys.executable]
@@ -109,8 +111,8 @@ def test_sigint_stops_the_hub_and_its_services_even_when_sigint_was_ignored(busy
     assert counts(hub) == {"opu-lease": 0, "idle-culler": 0}
     assert _exists(server_pid)  # servers survive a hub stop (cleanup_servers=False)
     hub.start()  # and the next start finds them
-    assert hub.get("/user/carol/api/status", hub.carol_token).status_code == 200
-    assert [lease["user"] for lease in hub.leases()] == ["carol"]
+    assert hub.get(f"/user/{USER}/api/status", hub.token_of_user).status_code == 200
+    assert [lease["user"] for lease in hub.leases()] == [USER]
 
 
 # --- the launcher ------------------------------------------------------------------------------

@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from opuhub import spawner_kind
+from opuhub import spawner_kind, unix_accounts
 from tests.hub.hubtest import Hub, hub_root
+
+USER = "rs-erin"
 
 
 def start_refused(hub: Hub) -> str:
@@ -36,10 +38,10 @@ def test_local_homes_block_a_switch_to_docker():
     hub = Hub(hub_root("kind"), via_run=True)
     try:
         hub.start()
-        hub.create_users("erin")
-        assert hub.spawn("erin").status_code in (201, 202)
+        hub.create_users(USER)
+        assert hub.spawn(USER).status_code in (201, 202)
         homes = Path(hub.env.get("OPUHUB_HOMES_DIR") or hub.root / "homes").resolve()
-        assert spawner_kind.local_homes(homes)  # erin's home is there
+        assert spawner_kind.local_homes(homes)  # the user's home is there
         hub.stop()
         assert (hub.state / "spawner-kind").read_text().strip() == "local host"
 
@@ -53,11 +55,12 @@ def test_local_homes_block_a_switch_to_docker():
         assert (hub.state / "spawner-kind").read_text().strip() == "local host"
 
         del hub.env["OPUHUB_HOME_QUOTA"]
-        hub.env["OPUHUB_SPAWNER"] = "local"  # as before: starts, erin's server still runs
+        hub.env["OPUHUB_SPAWNER"] = "local"  # as before: starts, the user's server still runs
         hub.start()
-        assert hub.server_model("erin")["ready"]
+        assert hub.server_model(USER)["ready"]
     finally:
         hub.shutdown()
+        unix_accounts.remove(USER)  # made by the local spawner (one account per user)
 
 
 def docker_client():
