@@ -69,6 +69,7 @@ def cover(directory: str, keep: list[str], data: str) -> None:
     """Mount a fresh tmpfs on ``directory``; bind back the ``keep`` paths that lived under it."""
     held = {k: os.open(k, os.O_PATH) for k in keep if os.path.exists(k) and is_under(k, directory)}
     _mount("tmpfs", directory, "tmpfs", MS_NOSUID | MS_NODEV, data)
+    os.umask(0o066)  # directories recreated on the way to a kept path: enter, never list
     for path, fd in held.items():
         real = os.path.realpath(path)
         if os.path.isdir(f"/proc/self/fd/{fd}"):

@@ -34,7 +34,7 @@ def last_end_reason(hub, user):
 def test_bad_spawn_options_get_a_clear_400(hub):
     hub.create_users("eve")
     resp = hub.api("POST", "/users/eve/server", json={"image": "attacker/rootkit"})
-    assert resp.status_code == 400 and "unknown spawn option(s): image" in resp.text
+    assert resp.status_code == 400 and "unknown spawn option(s): 'image'" in resp.text
     resp = hub.api("POST", "/users/eve/server", json={"profile": "gpu"})
     assert resp.status_code == 400 and "unknown profile" in resp.text
     assert requests.get(f"{hub.url}/hub/api/", timeout=10).status_code == 200  # hub still up
