@@ -310,3 +310,40 @@ def test_a_full_home_is_enospc_for_its_user_and_nobody_else_notices(disk_hub):
         assert resp.status_code == 204, resp.text
     out = hub.execute(FILLER, tokens[FILLER], "print('back')")
     assert out["stdout"].strip() == "back", out
+
+
+def test_a_home_volume_from_before_is_kept_and_a_home_that_cannot_be_made_fails_clearly(disk_hub):
+    hub, client, _ = disk_hub
+    veteran, blocked = "diskveteran", "diskblocked"
+    # files of a user from before size-limited homes, in their named volume
+    volume = client.volumes.create(f"opuhub-home-{veteran}")
+    try:
+        client.containers.run(IMAGE, ["echo mine > /home/jovyan/old.txt"],
+                              entrypoint=["/bin/sh", "-c"], user="0", remove=True,
+                              network_mode="none",
+                              volumes={volume.name: {"bind": "/home/jovyan", "mode": "rw"}})
+        # a home directory that already holds files but has no image: never bound unlimited
+        (hub.root / "homes" / blocked).mkdir(parents=True)
+        (hub.root / "homes" / blocked / "stray.txt").write_text("x")
+        hub.create_users(veteran, blocked)
+
+        resp = hub.api("POST", f"/users/{blocked}/server", json={"profile": "simulator"})
+        assert resp.status_code == 500, resp.text
+        assert "home directory could not be prepared" in resp.json()["message"]
+        assert hub.server_model(blocked) is None
+        assert not client.api.containers(all=True, filters={"name": f"jupyter-{blocked}"})
+
+        assert hub.spawn(veteran, profile="simulator", timeout=180).status_code in (201, 202)
+        mounts = {m["Destination"]: m for m in container(client, veteran).attrs["Mounts"]}
+        assert mounts["/home/jovyan"].get("Name") == volume.name
+        out = hub.execute(veteran, hub.user_token(veteran),
+                          "print(open('/home/jovyan/old.txt').read())")
+        assert out["stdout"].strip() == "mine", out
+        assert f"keeps the Docker volume {volume.name}" in hub.log()
+        hub.stop_server(veteran, timeout=60)
+    finally:
+        try:
+            client.api.remove_container(f"jupyter-{veteran}", force=True)
+        except docker.errors.NotFound:
+            pass
+        volume.remove(force=True)
