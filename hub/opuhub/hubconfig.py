@@ -194,6 +194,8 @@ def configure_spawner(c, settings: Settings, choice: SpawnerChoice) -> None:
     lease.lease_quota_period = settings.quota_period_seconds
     lease.lease_timezone = settings.timezone
     lease.default_n_components = settings.n_components
+    lease.simulator_max_n_components = settings.simulator_max_n_components
+    lease.simulator_max_work = settings.simulator_max_work
     if choice.is_docker:
         c.Spawner.args = singleuser_args(settings, "opu")
         docker = c.OPUDockerSpawner
