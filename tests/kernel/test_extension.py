@@ -163,7 +163,7 @@ def test_interrupt_during_a_hardware_acquisition_releases_the_device(opu_kernels
     with running_kernel(opu_kernelspecs, env) as (manager, client):
         pid = kernel_pid(client)
         execute(client, "opu.fit1d(n_features=8)")
-        client.execute("opu.transform([1] * 8)")
+        client.execute("opu.transform([1] * 8)", stop_on_error=False)  # see above
         deadline = time.monotonic() + 30
         while "transform1" not in stand_in_opu.event_names() and time.monotonic() < deadline:
             time.sleep(0.1)
