@@ -87,5 +87,9 @@ def remove(hub_user: str) -> bool:
     """Delete the account (files stay); True if it existed. For admins and tests."""
     if lookup(hub_user) is None:
         return False
-    subprocess.run(["userdel", usernames.unix_account(hub_user)], capture_output=True, timeout=60)
+    with _creating:
+        done = subprocess.run(["userdel", usernames.unix_account(hub_user)], capture_output=True,
+                              text=True, timeout=60)
+    if done.returncode != 0:
+        raise AccountError(f"userdel failed for {hub_user!r}: {done.stderr.strip()[:300]}")
     return True
