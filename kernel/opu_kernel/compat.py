@@ -1,8 +1,9 @@
 """Make ``import lightonml`` resolve to opu_kernel, so LightOn's notebooks run unchanged.
 
 The established pattern of ``pymysql.install_as_MySQLdb()``: an import hook maps each
-``lightonml.*`` module that we provide onto ours, lazily (``lightonml.projections.torch``
-imports torch only when asked for).
+``lightonml.*`` module onto the same path under ``opu_kernel.lightonml_compat``, lazily
+(``lightonml.projections.torch`` imports torch only when asked for). The module objects are
+shared: ``lightonml.opu`` *is* ``opu_kernel.lightonml_compat.opu``.
 """
 
 from __future__ import annotations
@@ -15,18 +16,12 @@ import sys
 
 LIGHTONML_VERSION = "1.4.3"
 
-#: lightonml module → the opu_kernel module that provides its API.
-MODULE_ALIASES = {
-    "lightonml": "opu_kernel.lightonml_api",
-    "lightonml.opu": "opu_kernel.opu",
-    "lightonml.context": "opu_kernel.context",
-    "lightonml.types": "opu_kernel.types",
-    "lightonml.encoding": "opu_kernel.encoding",
-    "lightonml.encoding.base": "opu_kernel.encoding.base",
-    "lightonml.projections": "opu_kernel.projections",
-    "lightonml.projections.sklearn": "opu_kernel.projections.sklearn",
-    "lightonml.projections.torch": "opu_kernel.projections.torch",
-}
+#: The package that provides lightonml's modules: ``lightonml.X.Y`` is ``SHIM.X.Y``.
+SHIM = "opu_kernel.lightonml_compat"
+
+
+def shim_name(fullname: str) -> str:
+    return SHIM + fullname[len("lightonml"):]
 
 
 class _AliasLoader(importlib.abc.Loader):
@@ -41,19 +36,34 @@ class _AliasLoader(importlib.abc.Loader):
 
 
 class LightonmlAliasFinder(importlib.abc.MetaPathFinder):
-    """Resolves ``lightonml`` and its submodules to opu_kernel's."""
+    """Resolves ``lightonml`` and its submodules to opu_kernel's shim package."""
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname != "lightonml" and not fullname.startswith("lightonml."):
             return None
-        alias = MODULE_ALIASES.get(fullname)
-        if alias is None:
+        alias = shim_name(fullname)
+        try:
+            spec = importlib.util.find_spec(alias)
+        except ModuleNotFoundError:
+            spec = None
+        if spec is None:
             raise ModuleNotFoundError(
-                f"{fullname} is not provided by opu_kernel's lightonml compatibility layer; "
-                "available: " + ", ".join(sorted(MODULE_ALIASES)), name=fullname)
-        is_package = alias.rsplit(".", 1)[-1] in ("encoding", "projections", "lightonml_api")
-        return importlib.machinery.ModuleSpec(fullname, _AliasLoader(alias),
-                                              is_package=is_package)
+                f"{fullname} is not provided by opu_kernel's lightonml compatibility layer "
+                "(it has every public module of lightonml 1.4.3: "
+                + ", ".join(public_modules()) + ")", name=fullname)
+        return importlib.machinery.ModuleSpec(
+            fullname, _AliasLoader(alias), is_package=spec.submodule_search_locations is not None)
+
+
+def public_modules() -> list[str]:
+    """The lightonml modules the shim provides."""
+    import pkgutil
+
+    shim = importlib.import_module(SHIM)
+    names = ["lightonml"]
+    for info in pkgutil.walk_packages(shim.__path__, prefix="lightonml."):
+        names.append(info.name)
+    return sorted(names)
 
 
 def installed() -> bool:

@@ -13,8 +13,14 @@ class DeviceBusyError(OPUError):
     """Another process holds the OPU device."""
 
 
-class DeviceClosedError(OPUError):
-    """A transform was asked of a device that was closed."""
+class DeviceClosedError(OPUError, AssertionError):
+    """A transform was asked of a device that was closed. Also an ``AssertionError``, which is
+    what lightonml raises there (its check is an ``assert``)."""
+
+
+class NotFittedError(OPUError, AssertionError):
+    """A transform before ``fit1d``/``fit2d``. Also an ``AssertionError``: lightonml asserts a
+    fit, and LightOn's notebooks catch ``AssertionError``."""
 
 
 class SimulatorLimitError(ValueError):

@@ -34,7 +34,11 @@ class InputTraits:
 
 @dataclass
 class PreparedInput:
-    """A validated input, flattened to rows × n_features (float32), plus how to shape outputs."""
+    """A validated input, flattened to rows × n_features, plus how to shape outputs.
+
+    ``rows`` keeps a compact dtype (uint8 for bool, integer and packed input, float32 for
+    floats), a view of the input where possible: a batch of hardware-sized uint8 inputs is not
+    copied into float32 (backends convert tile by tile)."""
 
     rows: np.ndarray
     batch_shape: tuple[int, ...]
@@ -129,7 +133,7 @@ def non_binary_message(bad: np.ndarray) -> str:
 
 
 def prepare(X, traits: InputTraits, max_n_features: int) -> PreparedInput:
-    """Validate ``X`` against the fitted ``traits`` and flatten it to float32 rows."""
+    """Validate ``X`` against the fitted ``traits`` and flatten it to rows of 0/1 values."""
     array, tensor = as_array(X)
     check_numeric(array)
     n_features = traits.n_features_s
@@ -168,8 +172,15 @@ def prepare(X, traits: InputTraits, max_n_features: int) -> PreparedInput:
     else:
         flat = array.reshape(-1, n_features)
         check_binary(flat)
-    rows = np.ascontiguousarray(flat, dtype=np.float32)
-    n_ones = np.count_nonzero(flat, axis=1)
+    if flat.dtype == np.bool_:
+        rows = np.ascontiguousarray(flat).view(np.uint8)
+    elif flat.dtype.kind in "iu":
+        rows = np.ascontiguousarray(flat, dtype=np.uint8)  # checked: 0/1 only
+    else:
+        rows = np.ascontiguousarray(flat, dtype=np.float32)
+    # values are 0/1: a sum counts the ones, buffered (count_nonzero(axis=1) would allocate a
+    # boolean copy of the whole batch)
+    n_ones = rows.sum(axis=1, dtype=np.int64)
     return PreparedInput(rows, tuple(batch_shape), tuple(array.shape), n_ones, tensor)
 
 

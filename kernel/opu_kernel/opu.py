@@ -14,9 +14,9 @@ from . import camera as cameras
 from .backends.simulator import SimulatorBackend
 from .context import Context, ContextArray, now
 from .encoding.base import NoDecoding, NoEncoding
-from .errors import DeviceClosedError
+from .errors import DeviceClosedError, NotFittedError
 from .inputs import InputTraits, prepare, too_many_features, traits_for_fit
-from .types import InputRoiStrategy, OutputRescaling, as_enum
+from .types import FeaturesFormat, InputRoiStrategy, OutputRescaling, as_enum
 
 DEFAULT_SEED = 0
 
@@ -55,7 +55,7 @@ class OPU:
         if verbose_level != -1:
             warnings.warn("verbose_level is deprecated and ignored; configure the "
                           "'opu_kernel' logger instead", DeprecationWarning, stacklevel=2)
-        self.rescale = as_enum(OutputRescaling, rescale, "rescale")
+        self.rescale = rescale
         self.input_roi_strategy = as_enum(InputRoiStrategy, input_roi_strategy,
                                           "input_roi_strategy")
         self.disable_pbar = bool(disable_pbar)
@@ -107,6 +107,37 @@ class OPU:
     @property
     def simulated(self) -> bool:
         return self.device.name == "simulator"
+
+    @property
+    def rescale(self) -> OutputRescaling:
+        """How ``linear_transform`` rescales: an ``OutputRescaling``; its name as a string
+        ("norm", any case) is accepted, as in lightonml."""
+        return self._rescale
+
+    @rescale.setter
+    def rescale(self, value) -> None:
+        self._rescale = as_enum(OutputRescaling, value, "rescale")
+
+    @property
+    def config(self) -> dict:
+        """The device configuration (lightonml's ``OPU.config``): the hardware's, read from
+        ``/etc/lighton`` like lightonml, or the simulator's stand-in with the same keys."""
+        device_config = getattr(self.device, "config", None)
+        if device_config is not None:
+            return device_config
+        from .backends.hardware import load_config
+
+        return load_config(self.config_file, self.config_override)
+
+    @property
+    def max_n_components(self) -> int:
+        """The largest ``n_components``: the camera's pixels, or this server's simulator cap
+        (``OPU_SIMULATOR_MAX_N_COMPONENTS``) when one is set."""
+        if self.simulated:
+            cap = limits.SimulatorLimits.from_env().max_n_components
+            if cap is not None:
+                return cap
+        return int(np.prod(self.device.output_shape_max))
 
     @property
     def n_components(self) -> int:
@@ -178,15 +209,29 @@ class OPU:
         traits = traits_for_fit(X, n_features, packed, is_2d)
         if traits.n_features_s > self.max_n_features:
             raise ValueError(too_many_features(traits.n_features_s, self.max_n_features))
-        ones_fraction = None
-        if X is not None:
-            sample = prepare(X, traits, self.max_n_features)
-            ones_fraction = float(sample.n_ones.mean()) / traits.n_features_s
+        ones_fraction = None if X is None else self._fit_sample_ones(X, traits)
         self._traits = traits
         self._online = bool(online)
         self._fit_override = dict(override)
         self._ones_fraction = ones_fraction
         self._configured = False
+
+    def _fit_sample_ones(self, X, traits) -> float | None:
+        """The fraction of ones in the fit sample ``X`` (it sets the camera's exposure)."""
+        try:
+            sample = prepare(X, traits, self.max_n_features)
+        except ValueError as exc:
+            if "not binary" in str(exc) or "NaN" in str(exc):
+                raise ValueError(
+                    f"{exc}. To prepare for real-valued data that an encoder binarizes in "
+                    "transform/linear_transform, fit with its number of features instead: "
+                    "opu.fit1d(n_features=X.shape[-1])") from None
+            raise
+        return float(sample.n_ones.mean()) / traits.n_features_s
+
+    def _matrix_scale_features(self) -> int | None:
+        """Features that set the simulated H's scale (None: the fitted number)."""
+        return None
 
     def fit_transform1d(self, X, packed: bool = False, **override):
         self.fit1d(X, None, packed, False, **override)
@@ -224,8 +269,8 @@ class OPU:
 
     def _run(self, X, encoder_cls, decoder_cls, linear):
         if self._traits is None:
-            raise RuntimeError("call opu.fit1d(...) or opu.fit2d(...) before transform, to "
-                               "set the number of features")
+            raise NotFittedError("call opu.fit1d(...) or opu.fit2d(...) before transform, to "
+                                 "set the number of features")
         if not self.is_open:
             raise DeviceClosedError("the OPU is closed; call opu.open() (or use "
                                     "'with OPU(...) as opu:') before transforming")
@@ -289,6 +334,9 @@ class OPU:
         if exposure is not None:
             override["exposure_us"] = exposure
         override.update(self._fit_override)
+        scale = self._matrix_scale_features()
+        if scale is not None:
+            override["scale_features"] = scale
         self.device.configure(self._traits.n_features_s, self.n_components,
                               self._ones_fraction, **override)
         self._configured = True
@@ -301,10 +349,9 @@ class OPU:
         roi = tuple(traits.n_features) if isinstance(traits.n_features, tuple) else (
             1, traits.n_features_s)
         return Context(
-            exposure_us=acquisition.exposure_us, frametime_us=acquisition.frametime_us,
-            start=start, end=end, n_ones=int(round(float(prepared.n_ones.mean()))),
-            input_roi_upper=(0, 0), input_roi_shape=roi, output_roi_upper=(0, 0),
-            output_roi_shape=(1, self.n_components), fmt_type="lined", fmt_factor=1,
+            acquisition.frametime_us, acquisition.exposure_us, ((0, 0), (1, self.n_components)),
+            start, end, 0.0, ((0, 0), roi), int(round(float(prepared.n_ones.mean()))),
+            FeaturesFormat.macro_2d if traits.is_2d else FeaturesFormat.lined, 1,
             backend=self.backend, camera=getattr(self.device, "camera_name", "device"),
             n_features=traits.n_features, n_components=self.n_components,
             input_shape=prepared.input_shape, saturated=acquisition.saturated,

@@ -44,6 +44,15 @@ class Backend:
         """Project the 2D binary batch ``X`` (float32 or uint8, rows × n_features)."""
         raise NotImplementedError
 
+    #: Shape of the input device in pixels (LightOn's: 1140 × 912), and of its camera.
+    input_shape = (1140, 912)
+    output_shape_max = (1920, 1080)
+
+    @property
+    def active(self) -> bool:
+        """lightonml's name for ``is_open``."""
+        return self.is_open
+
     def describe(self) -> dict:
         """Facts for ``%opu`` and reprs: at least backend and device."""
         return {"backend": self.name}

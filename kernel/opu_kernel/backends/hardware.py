@@ -160,6 +160,16 @@ class HardwareBackend(Backend):
             saturated=float(np.count_nonzero(output == 255)) / max(1, output.size),
         )
 
+    @property
+    def input_shape(self):
+        """The device's input shape (the driver's, once open)."""
+        return tuple(self._opu.input_shape) if self._opu is not None else Backend.input_shape
+
+    @property
+    def output_shape_max(self):
+        return (tuple(self._opu.output_shape_max) if self._opu is not None
+                else Backend.output_shape_max)
+
     def describe(self) -> dict:
         return {"backend": self.name, "device": self.device, "open": self.is_open,
                 "driver_version": self.version().get("lightonopu")}

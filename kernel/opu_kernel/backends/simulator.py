@@ -24,12 +24,28 @@ from .. import camera as cameras
 from .base import Acquisition, Backend
 
 BLOCK_COMPONENTS = 4096
+#: Entries of one part (real or imaginary) of a block of H: 4096 components up to 4096
+#: features (64 MiB); beyond, blocks get narrower, so that streaming a hardware-sized input
+#: (1140 × 912 features) draws 64 MiB at a time, not 32 GiB.
+BLOCK_ENTRIES = 4096 * 4096
 #: Output tile computed at once: ROW_TILE inputs × COLUMN_TILE components (4 MiB of float32).
 #: Large enough that the GEMMs run at full speed (packing is amortized), small enough that the
 #: squaring reads them from cache and scratch stays a few MiB per thread. Measured
 #: single-threaded, these tiles cost 0.96–0.97× two plain GEMMs writing the full outputs.
 ROW_TILE = 1024
 COLUMN_TILE = 1024
+#: Inputs converted to float32 at once are at most this many entries (64 MiB) per thread:
+#: ROW_TILE rows up to 16,384 features, fewer rows for wider inputs.
+ROW_TILE_ENTRIES = 2**24
+
+
+def block_components(n_features: int) -> int:
+    """Components per block of H for inputs of ``n_features``: 4096, or the largest power of
+    two that keeps a block within ``BLOCK_ENTRIES``. Fixed per ``n_features``, so that held
+    and streamed matrices are identical."""
+    if n_features <= BLOCK_ENTRIES // BLOCK_COMPONENTS:
+        return BLOCK_COMPONENTS
+    return max(1, 1 << (BLOCK_ENTRIES // n_features).bit_length() - 1)
 
 
 def block_rng(seed: int, n_features: int, block: int, part: int) -> np.random.Generator:
@@ -38,48 +54,55 @@ def block_rng(seed: int, n_features: int, block: int, part: int) -> np.random.Ge
 
 
 def fill_block(seed: int, n_features: int, block: int, real_t: np.ndarray,
-               imag_t: np.ndarray) -> None:
-    """Draw components ``block*BLOCK_COMPONENTS ...`` of H into ``real_t``/``imag_t``.
+               imag_t: np.ndarray, scale_features: int | None = None) -> None:
+    """Draw block ``block`` of H (its ``block_components(n_features)`` components) into
+    ``real_t``/``imag_t``, with entries of variance 1/``scale_features`` (default
+    ``n_features``) per part.
 
     Both are (components × n_features) C-contiguous: H is stored transposed so that a block
     of components is a contiguous slab, drawn in place. Generators fill row by row, so a
     partial last block holds the first rows of the full one.
     """
-    scale = np.float32(1.0 / np.sqrt(n_features))
+    scale = np.float32(1.0 / np.sqrt(scale_features or n_features))
     for part, target in enumerate((real_t, imag_t)):
         block_rng(seed, n_features, block, part).standard_normal(dtype=np.float32, out=target)
         target *= scale
 
 
-def matrix_block(seed: int, n_features: int, block: int, width: int = BLOCK_COMPONENTS):
+def matrix_block(seed: int, n_features: int, block: int, width: int | None = None,
+                 scale_features: int | None = None):
     """Real and imaginary parts of H's component block ``block`` (width × n_features)."""
+    width = block_components(n_features) if width is None else width
     real_t = np.empty((width, n_features), dtype=np.float32)
     imag_t = np.empty_like(real_t)
-    fill_block(seed, n_features, block, real_t, imag_t)
+    fill_block(seed, n_features, block, real_t, imag_t, scale_features)
     return real_t, imag_t
 
 
-def n_blocks(n_components: int) -> int:
-    return -(-n_components // BLOCK_COMPONENTS)
+def n_blocks(n_components: int, n_features: int = 1) -> int:
+    return -(-n_components // block_components(n_features))
 
 
-def block_bounds(block: int, n_components: int) -> tuple[int, int]:
-    start = block * BLOCK_COMPONENTS
-    return start, min(start + BLOCK_COMPONENTS, n_components)
+def block_bounds(block: int, n_components: int, n_features: int = 1) -> tuple[int, int]:
+    width = block_components(n_features)
+    start = block * width
+    return start, min(start + width, n_components)
 
 
-def build_matrix(seed: int, n_features: int, n_components: int, workers: int | None = None):
+def build_matrix(seed: int, n_features: int, n_components: int, workers: int | None = None,
+                 scale_features: int | None = None):
     """Hᵀ as two float32 arrays (n_components × n_features), drawn in parallel, in place."""
     real_t = np.empty((n_components, n_features), dtype=np.float32)
     imag_t = np.empty_like(real_t)
 
     def fill(block: int) -> None:
-        start, stop = block_bounds(block, n_components)
-        fill_block(seed, n_features, block, real_t[start:stop], imag_t[start:stop])
+        start, stop = block_bounds(block, n_components, n_features)
+        fill_block(seed, n_features, block, real_t[start:stop], imag_t[start:stop],
+                   scale_features)
 
     # numpy's generators release the GIL while filling arrays, so threads scale.
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        list(pool.map(fill, range(n_blocks(n_components))))
+        list(pool.map(fill, range(n_blocks(n_components, n_features))))
     return real_t, imag_t
 
 
@@ -107,18 +130,28 @@ def project(X: np.ndarray, blocks, out: np.ndarray, linear: bool, camera, progre
             workers: int | None = None) -> int:
     """Fill ``out`` with |XH|² (or Re(XH)) tile by tile; returns the saturated count.
 
+    ``X`` holds 0/1 values in any numeric dtype; it is converted to float32 one row tile at a
+    time, so a batch of hardware-sized uint8 inputs never exists as float32 as a whole.
     ``blocks`` yields (start, stop, real_t, imag_t) for consecutive component blocks. Tiles run
     on ``workers`` threads (default: one per core), each with single-threaded BLAS: the
     squaring and quantization are parallel too, and no BLAS thread spins waiting for another
     on a shared machine.
     """
     n_rows, n_components = out.shape
-    rows = min(ROW_TILE, n_rows)
+    n_features = X.shape[1]
+    rows = max(1, min(ROW_TILE, n_rows, ROW_TILE_ENTRIES // n_features))
+    if X.dtype != np.float32 and X.size <= ROW_TILE_ENTRIES:
+        X = X.astype(np.float32)  # small: convert once rather than once per tile
     scratch = threading.local()
 
     def tile(real_t, imag_t, column, end_column, out_start, row) -> int:
         end = min(row + rows, n_rows)
         x = X[row:end]
+        if x.dtype != np.float32:
+            if getattr(scratch, "x", None) is None:
+                scratch.x = np.empty((rows, n_features), dtype=np.float32)
+            x = scratch.x[: end - row]
+            np.copyto(x, X[row:end], casting="unsafe")
         re_t = real_t[column:end_column].T
         target = out[row:end, out_start + column:out_start + end_column]
         if linear:
@@ -177,9 +210,13 @@ class SimulatorBackend(Backend):
         self._open = False
         self._shape = None  # (n_features, n_components) configured
         self._matrix = None  # (real, imag) when held
-        self._matrix_shape = None
+        self._matrix_shape = None  # (n_features, n_components, scale_features) held
         self._camera = None
+        #: Variance 1/scale_features per part of H's entries; None: 1/n_features (see
+        #: ``configure``).
+        self.scale_features = None
         self.exposure_us = cameras.REFERENCE_EXPOSURE_US
+        self.frametime_us = cameras.FRAMETIME_US
 
     # -- life cycle -----------------------------------------------------------------
     def open(self) -> None:
@@ -198,18 +235,24 @@ class SimulatorBackend(Backend):
     def matrix_allocated(self) -> bool:
         return self._matrix is not None
 
-    def configure(self, n_features, n_components, ones_fraction=None, **override):
+    def configure(self, n_features, n_components, ones_fraction=None, scale_features=None,
+                  **override):
+        """``scale_features``: draw H with entries of variance 1/scale_features per part
+        instead of 1/n_features (lightonml's simulator scales by ``max_n_features``)."""
         unknown = set(override) - {"exposure_us", "frametime_us", "input_roi", "raw_output_size"}
         if unknown:
             raise ValueError(f"unknown override(s) {sorted(unknown)}; lightonml accepts "
                              "exposure_us, frametime_us, input_roi, raw_output_size")
         self._shape = (int(n_features), int(n_components))
+        self.scale_features = None if scale_features is None else int(scale_features)
         if "exposure_us" in override:
             self.exposure_us = float(override["exposure_us"])
         else:
-            # Expected |Hx|² for k ones is 2k/n_features; fit data tells the typical k.
+            # Expected |Hx|² for k ones is 2k/scale (scale: n_features unless told); fit data
+            # tells the typical k.
             fraction = 0.5 if ones_fraction is None else ones_fraction
-            self.exposure_us = cameras.auto_exposure_us(2.0 * fraction)
+            relative = n_features / (self.scale_features or n_features)
+            self.exposure_us = cameras.auto_exposure_us(2.0 * fraction * relative)
         self._camera = cameras.make_camera(self.camera_name, self.exposure_us,
                                            self.camera_noise, self.seed)
 
@@ -227,15 +270,18 @@ class SimulatorBackend(Backend):
     def draws_matrix(self, n_features: int, n_components: int) -> bool:
         """Whether a transform at this shape draws H: streamed, every call; held, unless it
         is held at this shape already."""
-        shape = (int(n_features), int(n_components))
-        return self.streams_at(*shape) or self._matrix is None or self._matrix_shape != shape
+        key = (int(n_features), int(n_components), self.scale_features)
+        return (self.streams_at(*key[:2]) or self._matrix is None
+                or self._matrix_shape != key)
 
     def matrix(self):
         """H for the configured shape, built on first use and kept while open."""
-        if self._matrix_shape != self._shape:
+        key = (*self._shape, self.scale_features)
+        if self._matrix_shape != key:
             self._matrix = None  # free the old one before building the new one
-            self._matrix = build_matrix(self.seed, *self._shape)
-            self._matrix_shape = self._shape
+            self._matrix = build_matrix(self.seed, *self._shape,
+                                        scale_features=self.scale_features)
+            self._matrix_shape = key
         return self._matrix
 
     # -- transform ------------------------------------------------------------------
@@ -244,8 +290,10 @@ class SimulatorBackend(Backend):
         n_features, n_components = self._shape
         camera = cameras.ExactCamera() if linear else self._camera
         out = np.empty((n_rows, n_components), dtype=np.float32 if linear else camera.dtype)
-        if not X.flags.c_contiguous or X.dtype != np.float32:
-            X = np.ascontiguousarray(X, dtype=np.float32)
+        # 0/1 values in any numeric dtype: converted to float32 tile by tile in project()
+        X = np.ascontiguousarray(X)
+        if X.dtype == np.bool_:
+            X = X.view(np.uint8)
         streams = self.streams
         blocks = self._streamed_blocks() if streams else self._held_blocks()
         saturated = project(X, blocks, out, linear, camera, progress)
@@ -260,18 +308,20 @@ class SimulatorBackend(Backend):
     def _held_blocks(self):
         real_t, imag_t = self.matrix()
         n_components = self._shape[1]
-        for block in range(n_blocks(n_components)):
-            start, stop = block_bounds(block, n_components)
+        n_features = self._shape[0]
+        for block in range(n_blocks(n_components, n_features)):
+            start, stop = block_bounds(block, n_components, n_features)
             yield start, stop, real_t[start:stop], imag_t[start:stop]
 
     def _streamed_blocks(self):
         """Regenerate H block by block, drawing the next block while this one multiplies."""
         n_features, n_components = self._shape
-        total = n_blocks(n_components)
+        total = n_blocks(n_components, n_features)
 
         def draw(block):
-            start, stop = block_bounds(block, n_components)
-            return matrix_block(self.seed, n_features, block, stop - start)
+            start, stop = block_bounds(block, n_components, n_features)
+            return matrix_block(self.seed, n_features, block, stop - start,
+                                self.scale_features)
 
         with ThreadPoolExecutor(max_workers=1) as pool:
             pending = pool.submit(draw, 0)
@@ -279,7 +329,35 @@ class SimulatorBackend(Backend):
                 real_t, imag_t = pending.result()
                 if block + 1 < total:
                     pending = pool.submit(draw, block + 1)
-                yield (*block_bounds(block, n_components), real_t, imag_t)
+                yield (*block_bounds(block, n_components, n_features), real_t, imag_t)
+
+    # -- what lightonml's SimulatedOpuDevice offers, for code that reads opu.device ---------
+    @property
+    def random_matrix(self):
+        """H for the fitted shape as lightonml lays it out (n_features × n_components,
+        complex64), or None before the first transform. Built on request: a copy."""
+        if self._shape is None:
+            return None
+        real_t, imag_t = (self.matrix() if not self.streams else
+                          build_matrix(self.seed, *self._shape,
+                                       scale_features=self.scale_features))
+        matrix = np.empty(real_t.shape[::-1], dtype=np.complex64)
+        matrix.real = real_t.T
+        matrix.imag = imag_t.T
+        return matrix
+
+    @property
+    def nb_features(self):
+        return None if self._shape is None else self._shape[0]
+
+    @property
+    def output_roi(self):
+        n_components = 0 if self._shape is None else self._shape[1]
+        return (0, 0), (1, n_components)
+
+    @property
+    def gain_dB(self) -> float:  # noqa: N802 - lightonml's name
+        return 0.0
 
     def describe(self) -> dict:
         return {

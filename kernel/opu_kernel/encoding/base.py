@@ -552,3 +552,109 @@ class SeparatedBitPlanDecoder(BaseTransformer):
                 weight = dtype.type(magnitude * self.decoding_decay ** plane)
                 decoded += weight * planes[side, :, plane]
         return decoded
+
+
+#: lightonml's name for the decorator that runs a transform on numpy data and gives torch
+#: tensors back to torch callers.
+preserve_type = _keeps_input_kind
+
+
+def _float32_bit_indices(sign_bit, exp_bits, mantissa_bits) -> np.ndarray:
+    """Which bits of a float32 to keep, numbered from the most significant (0: the sign,
+    1-8: the exponent, 9-31: the mantissa): the sign, the top ``exp_bits`` of the exponent,
+    the top ``mantissa_bits`` of the mantissa."""
+    if isinstance(exp_bits, bool) or not isinstance(exp_bits, int | np.integer) \
+            or not 0 <= exp_bits <= 8:
+        raise ValueError(f"exp_bits must be an integer from 0 to 8, got {exp_bits!r}")
+    if isinstance(mantissa_bits, bool) or not isinstance(mantissa_bits, int | np.integer) \
+            or not 0 <= mantissa_bits <= 23:
+        raise ValueError(f"mantissa_bits must be an integer from 0 to 23, got {mantissa_bits!r}")
+    kept = ([0] if sign_bit else []) + list(range(1, 1 + exp_bits)) \
+        + list(range(9, 9 + mantissa_bits))
+    if not kept:
+        raise ValueError("keep at least one bit: sign_bit, exp_bits or mantissa_bits")
+    return np.array(kept)
+
+
+def _float32_bits(X: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    """(..., n_features, len(indices)) uint8: the chosen bits of each value as float32."""
+    words = np.ascontiguousarray(X, dtype=np.float32).view(np.uint32)
+    shifts = (31 - indices).astype(np.uint32)
+    return ((words[..., None] >> shifts) & 1).astype(np.uint8)
+
+
+class Float32Encoder(BaseTransformer):
+    """Bits of the float32 representation, as bit planes stacked along the samples: each
+    sample becomes ``n_bits`` rows (the kept bits, most significant first: sign, exponent,
+    mantissa) of its ``n_features`` values. Output: (n_samples * n_bits, n_features).
+
+    Values are cast to float32 first (lightonml read the bytes of float64 input as if they
+    were float32).
+
+    Parameters
+    ----------
+    sign_bit : bool
+        Keep the sign bit.
+    exp_bits : int
+        How many of the 8 exponent bits to keep, from the most significant.
+    mantissa_bits : int
+        How many of the 23 mantissa bits to keep, from the most significant.
+    """
+
+    def __init__(self, sign_bit=True, exp_bits=8, mantissa_bits=23):
+        self.indices = _float32_bit_indices(sign_bit, exp_bits, mantissa_bits).tolist()
+        self.sign_bit = sign_bit
+        self.exp_bits = exp_bits
+        self.mantissa_bits = mantissa_bits
+        self.n_bits = len(self.indices)
+
+    @_keeps_input_kind
+    def transform(self, X):
+        _check_ndim(X, type(self).__name__, exactly_2d=True)
+        _reject_nan(X, type(self).__name__)
+        bits = _float32_bits(X, np.array(self.indices))  # (n_samples, n_features, n_bits)
+        return np.ascontiguousarray(bits.transpose(0, 2, 1)).reshape(-1, X.shape[1])
+
+
+class ConcatenatedFloat32Encoder(Float32Encoder):
+    """Like ``Float32Encoder``, with each value's kept bits side by side along the features:
+    output (n_samples, n_features * n_bits), the bits of feature 0, then of feature 1, …"""
+
+    @_keeps_input_kind
+    def transform(self, X):
+        _check_ndim(X, type(self).__name__, exactly_2d=True)
+        _reject_nan(X, type(self).__name__)
+        bits = _float32_bits(X, np.array(self.indices))
+        return bits.reshape(X.shape[0], -1)
+
+
+class MixingBitPlanDecoder(BaseTransformer):
+    """Recombines the projections of bit planes stacked along the samples (``Float32Encoder``,
+    and the bit planes of lightonml < 1.4): (n_samples * n_bits, n_out) → (n_samples, n_out),
+    plane k weighted by ``decoding_decay ** k``.
+
+    lightonml 1.4 removed it, but its 1.4.3 notebooks and bit-plane tutorial still use it.
+
+    Parameters
+    ----------
+    n_bits : int
+        Bit planes per sample, as encoded.
+    decoding_decay : float
+        Weight ratio between consecutive planes (0.5 for planes most significant first).
+    """
+
+    def __init__(self, n_bits=8, decoding_decay=0.5):
+        self.n_bits = n_bits
+        self.decoding_decay = decoding_decay
+
+    @_keeps_input_kind
+    def transform(self, X):
+        X = np.asarray(X)
+        _check_ndim(X, type(self).__name__, exactly_2d=True)
+        n_rows, n_out = X.shape
+        if n_rows % self.n_bits:
+            raise ValueError(f"{n_rows} rows are not a whole number of samples of "
+                             f"n_bits={self.n_bits} planes; use the encoder's number of bits")
+        weights = (self.decoding_decay ** np.arange(self.n_bits)).astype(np.float32)
+        planes = X.reshape(n_rows // self.n_bits, self.n_bits, n_out)
+        return np.einsum("spf,p->sf", planes.astype(np.float32, copy=False), weights)

@@ -9,12 +9,17 @@ from ..opu import OPU
 
 
 def make_opu(n_components, simulated, max_n_features, verbose_level, seed, camera,
-             disable_pbar=False) -> OPU:
-    """A new OPU; unless ``simulated``, the hardware when there is one (backend 'auto')."""
+             disable_pbar=False, opu_class=None) -> OPU:
+    """A new ``opu_class`` (default ``OPU``); unless ``simulated``, the hardware when there
+    is one (backend 'auto'). ``seed`` and ``camera`` None: the class's defaults."""
     options = {} if max_n_features is None else {"max_n_features": max_n_features}
-    return OPU(n_components=n_components, simulated=bool(simulated),
-               verbose_level=verbose_level, seed=seed, camera=camera,
-               disable_pbar=disable_pbar, **options)
+    if seed is not None:
+        options["seed"] = seed
+    if camera is not None:
+        options["camera"] = camera
+    return (opu_class or OPU)(n_components=n_components, simulated=bool(simulated),
+                              verbose_level=verbose_level, disable_pbar=disable_pbar,
+                              **options)
 
 
 def adopt_opu(opu: OPU, n_components, simulated) -> OPU:
@@ -45,6 +50,7 @@ def fit_opu(opu: OPU, ndims, X, n_features, packed, online, n_2d_features,
         n_features = tuple(n_2d_features)
     if grow_max_n_features:
         n_features_total = traits_for_fit(X, n_features, packed, is_2d).n_features_s
-        opu.max_n_features = max(opu.max_n_features, n_features_total)
+        if n_features_total > opu.max_n_features:
+            opu.max_n_features = n_features_total
     fit = opu.fit2d if is_2d else opu.fit1d
     fit(X, n_features=n_features, packed=packed, online=online)

@@ -54,6 +54,9 @@ class OPUMap(BaseEstimator, TransformerMixin):
         No progress bar for the created OPU's long transforms.
     """
 
+    #: The OPU class ``fit`` creates (the lightonml names' OPUMap creates lightonml's).
+    _opu_class = None
+
     def __init__(self, n_components, opu=None, ndims=1, n_2d_features=None, packed=False,
                  simulated=None, max_n_features=None, verbose_level=-1, linear=False,
                  seed=None, camera="8bit", disable_pbar=False):
@@ -85,12 +88,19 @@ class OPUMap(BaseEstimator, TransformerMixin):
             if previous is not None:
                 previous.close()
             self.opu_ = make_opu(self.n_components, self.simulated, self.max_n_features,
-                                 self.verbose_level, self.seed, self.camera, self.disable_pbar)
+                                 self.verbose_level, getattr(self, "seed", None),
+                                 getattr(self, "camera", None),
+                                 getattr(self, "disable_pbar", False), self._opu_class)
         fit_opu(self.opu_, self.ndims, X, n_features, self.packed or packed, online,
                 self.n_2d_features, grow_max_n_features=self.max_n_features is None)
         self.n_features_ = self.opu_.n_features
         self._fit_arguments = dict(packed=self.packed or packed, online=online)
         return self
+
+    @property
+    def fitted(self) -> bool:
+        """Whether ``fit`` ran (lightonml's attribute)."""
+        return hasattr(self, "n_features_")
 
     def transform(self, X, y=None):
         """The random features of ``X``, a numpy array of shape (n_samples, n_components)."""

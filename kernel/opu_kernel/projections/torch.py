@@ -24,6 +24,9 @@ class OPUMap(nn.Module):
     here (``opu``) when none is passed, as in lightonml.
     """
 
+    #: The OPU class created when none is passed (the lightonml names' OPUMap: lightonml's).
+    _opu_class = None
+
     def __init__(self, n_components, opu=None, ndims=1, n_2d_features=None, packed=False,
                  simulated=None, max_n_features=None, verbose_level=-1, linear=False,
                  seed=None, camera="8bit", disable_pbar=False):
@@ -31,7 +34,7 @@ class OPUMap(nn.Module):
         check_ndims(ndims)
         if opu is None:
             opu = make_opu(n_components, simulated, max_n_features, verbose_level, seed, camera,
-                           disable_pbar)
+                           disable_pbar, self._opu_class)
         else:
             opu = adopt_opu(opu, n_components, simulated)
         self.opu = opu

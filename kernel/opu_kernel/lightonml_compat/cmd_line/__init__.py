@@ -1,0 +1,1 @@
+"""``lightonml.cmd_line``: the ``opu_test`` self-test."""

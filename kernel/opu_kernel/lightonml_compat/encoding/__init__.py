@@ -1,0 +1,1 @@
+"""``lightonml.encoding``: encoders and decoders (``base``) and autoencoders (``models``)."""

@@ -1,0 +1,1 @@
+"""``lightonml.projections``: ``sklearn.OPUMap`` and ``torch.OPUMap`` (imported on demand)."""
