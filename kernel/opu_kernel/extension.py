@@ -57,6 +57,24 @@ def _load(ipython) -> None:
         from .compat import install_as_lightonml
 
         install_as_lightonml()
+    restore_core_display_names()
+
+
+#: Names that IPython 9 no longer offers in IPython.core.display but notebooks written for
+#: older IPython import from there (LightOn's: ``from IPython.core.display import display``).
+CORE_DISPLAY_NAMES = ("display", "clear_output", "update_display", "publish_display_data")
+
+
+def restore_core_display_names() -> None:
+    """Put back the few ``IPython.core.display`` names that moved to ``IPython.display``, as
+    aliases of the same functions, so such notebooks run unchanged. Names that exist are left
+    alone."""
+    import IPython.core.display as core_display
+    from IPython import display as public
+
+    for name in CORE_DISPLAY_NAMES:
+        if not hasattr(core_display, name) and hasattr(public, name):
+            setattr(core_display, name, getattr(public, name))
 
 
 def _lightonml_is_ours() -> bool:

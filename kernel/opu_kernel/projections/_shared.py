@@ -28,7 +28,8 @@ def adopt_opu(opu: OPU, n_components, simulated) -> OPU:
     if simulated is True and not opu.simulated:
         warnings.warn("you passed a hardware OPU and simulated=True; the hardware is used",
                       stacklevel=3)
-    if opu.simulated and simulated is False:
+    # lightonml's OPU standing for the device is not "simulated" in lightonml's sense
+    if opu.simulated and simulated is False and not getattr(opu, "stands_for_device", False):
         warnings.warn("you passed a simulated OPU and simulated=False; the simulator is used",
                       stacklevel=3)
     opu.n_components = n_components
