@@ -180,6 +180,17 @@ def configure_auth(c, settings: Settings, state_secrets: dict) -> None:
         c.Authenticator.allow_all = True  # approval is NativeAuthenticator's allow-list
 
 
+def configure_branding(c, settings: Settings) -> None:
+    """The platform's name, logo and introduction on the hub's pages (opuhub.branding): our
+    templates go before any the authenticator brought (NativeAuthenticator's)."""
+    from . import branding
+
+    existing = c.JupyterHub.template_paths if "template_paths" in c.JupyterHub else []
+    c.JupyterHub.template_paths = branding.template_paths(list(existing))
+    c.JupyterHub.template_vars = branding.template_vars(len(device_list(settings)))
+    c.JupyterHub.logo_file = str(branding.LOGO_FILE)
+
+
 def configure_spawner(c, settings: Settings, choice: SpawnerChoice) -> None:
     c.JupyterHub.spawner_class = choice.class_path
     c.Spawner.start_timeout = int(settings.start_timeout)
@@ -279,6 +290,7 @@ def configure(c, settings: Settings, chp: str | None = None) -> SpawnerChoice:
     c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
 
     configure_auth(c, settings, state_secrets)
+    configure_branding(c, settings)
     configure_spawner(c, settings, choice)
     c.JupyterHub.services = services(settings)
     c.JupyterHub.load_roles = roles(settings)

@@ -118,11 +118,28 @@ class OPULocalSpawner(OPUSpawnerMixin, LocalProcessSpawner):
         cgroups.parse_bytes(proposal.value)  # raises with a message naming the bad size
         return proposal.value
 
+    examples_dir = Unicode(
+        config=True,
+        help="""Folder of the curated notebooks synced into each user's ~/examples at every
+        start, as the image does (user edits and deletions kept; opuhub.singleuser_start).
+        Default: the repository's notebooks/ when the hub runs from a checkout; '' = none.""",
+    )
+
+    @default("examples_dir")
+    def _examples_dir_default(self):
+        notebooks = Path(__file__).resolve().parents[2] / "notebooks"
+        return str(notebooks) if notebooks.is_dir() else ""
+
     @default("cmd")
     def _cmd_default(self):
         # the singleuser entry point of the hub's own environment, so the kernels installed
-        # with --sys-prefix (python3, opu) are the ones users get
-        return [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
+        # with --sys-prefix (python3, opu) are the ones users get; run as the user after the
+        # examples are synced into their home
+        server = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
+        if not self.examples_dir:
+            return server
+        return [sys.executable, "-m", "opuhub.singleuser_start", "--examples",
+                self.examples_dir, "--", *server]
 
     @property
     def isolated(self) -> bool:
@@ -169,6 +186,7 @@ class OPULocalSpawner(OPUSpawnerMixin, LocalProcessSpawner):
         """What the server needs to see (the hub's Python, its home, the OPU nodes) is kept;
         the state directory and closed directories above what it needs are covered."""
         keep = [sys.prefix, sys.base_prefix, self.home_dir, *self.devices]
+        keep += [self.examples_dir] if self.examples_dir else []
         keep += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         cover = [str(Path(p).resolve()) for p in self.hidden_paths]
         cover += [d for d in untraversable_ancestors(keep) if d not in cover]

@@ -86,15 +86,19 @@ def options_from_form(formdata: dict[str, list[str]]) -> dict:
     return options
 
 
+FREE = ": free"  # how a free device's status line ends
+
+
 def device_status_lines(
     devices: list[str], leases: list[Lease], tz: tzinfo | None, now: float
 ) -> list[str]:
+    """One line per device: "/dev/opu0: free" or "... held by alice until 14:30 UTC"."""
     by_device = {lease.device: lease for lease in leases}
     lines = []
     for device in devices:
         lease = by_device.get(device)
         if lease is None:
-            lines.append(f"{device}: free")
+            lines.append(f"{device}{FREE}")
         elif lease.expires_at is None:
             lines.append(f"{device}: held by {lease.username}")
         else:
@@ -104,17 +108,37 @@ def device_status_lines(
 
 
 def options_form_html(status_lines: list[str], max_minutes: float | None) -> str:
-    """The spawn page: pick a profile; the hardware profile shows who holds each device."""
-    status = "".join(f"<li>{html.escape(line)}</li>" for line in status_lines)
+    """The spawn page: pick a profile; each device's state (free, or who holds it until when)
+    is shown under "OPU hardware", which cannot be picked while every device is busy."""
+    free = [line.endswith(FREE) for line in status_lines]
+    status = "".join(
+        f'<li class="opuhub-device opuhub-device-{"free" if is_free else "busy"}">'
+        f"{html.escape(line)}</li>"
+        for line, is_free in zip(status_lines, free)
+    )
+    busy = bool(status_lines) and not any(free)
+    hardware_note = (
+        "every device is busy right now: start the Simulator, or come back later"
+        if busy else "an exclusive lease on a device, yours until your server stops or the "
+        "lease ends"
+    )
     limit = f" (at most {max_minutes:g})" if max_minutes else ""
     return f"""
-<fieldset>
+<fieldset id="opuhub-profiles">
   <legend>Where should <code>opu.transform</code> run?</legend>
-  <label><input type="radio" name="profile" value="{SIMULATOR}" checked>
-    <b>Simulator</b> &mdash; always available, exact results, runs on CPU</label><br>
-  <label><input type="radio" name="profile" value="{HARDWARE}">
-    <b>OPU hardware</b> &mdash; exclusive lease on a device</label>
-  <ul>{status}</ul>
+  <div class="form-check">
+    <input class="form-check-input" type="radio" name="profile" id="profile-{SIMULATOR}"
+      value="{SIMULATOR}" checked>
+    <label class="form-check-label" for="profile-{SIMULATOR}"><b>Simulator</b> &mdash; always
+      available: the same API, exact results computed on the CPU</label>
+  </div>
+  <div class="form-check">
+    <input class="form-check-input" type="radio" name="profile" id="profile-{HARDWARE}"
+      value="{HARDWARE}"{" disabled" if busy else ""}>
+    <label class="form-check-label" for="profile-{HARDWARE}"><b>OPU hardware</b> &mdash;
+      {hardware_note}</label>
+    <ul class="opuhub-devices">{status}</ul>
+  </div>
   <label>Lease length in minutes{limit}:
     <input type="number" name="lease_minutes" min="1" step="1" placeholder="maximum"></label>
 </fieldset>

@@ -1,0 +1,213 @@
+// OPU Hub's status-bar item: which backend `opu` uses here, the device, who holds the lease
+// and how long it has left; a warning notification before the lease ends.
+//
+// Fed by the server extension's GET <base_url>opuhub/status (the environment the hub gave this
+// server: opuhub_lab/status.py), read again every POLL_MS; the countdown ticks every second
+// from the server's own `seconds_left`, so a browser with a wrong clock still counts right.
+// Best effort, for the tooltip: the hub's lease API (/services/opu-lease/api/leases), which
+// says who holds each OPU of the hub; if it cannot be read the item simply says less.
+//
+// Plain JavaScript (no TypeScript step): built with @jupyterlab/builder into a prebuilt
+// extension (labextension/build).
+
+import { Notification } from '@jupyterlab/apputils';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+import { IStatusBar } from '@jupyterlab/statusbar';
+import { Widget } from '@lumino/widgets';
+
+const PLUGIN_ID = 'opuhub-lab:status';
+const POLL_MS = 30000;
+const TICK_MS = 1000;
+
+/** '1:02:03', '12:05' or '0:42' (as opuhub_lab.status.format_left). */
+export function formatLeft(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = String(s % 60).padStart(2, '0');
+  return h ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
+}
+
+/** The item's text (as opuhub_lab.status.label). */
+export function labelFor(status, left) {
+  const lease = status.lease;
+  if (status.backend === 'hardware' && lease) {
+    let text = `OPU: hardware ${lease.device || ''}`.trimEnd();
+    if (lease.holder) {
+      text += ` · ${lease.holder}`;
+    }
+    if (left !== null) {
+      text += ` · ${formatLeft(left)} left`;
+    }
+    return text;
+  }
+  return `OPU: ${status.backend}`;
+}
+
+function clock(iso) {
+  const date = new Date(iso);
+  return isNaN(date.getTime())
+    ? iso
+    : date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+class OPUStatus extends Widget {
+  constructor() {
+    super();
+    this.addClass('opuhub-status');
+    this.node.id = 'opuhub-status';
+    this.node.textContent = 'OPU: …';
+    this.node.title = 'OPU Hub: reading this server’s OPU…';
+    this.status = null;
+    this.fetchedAt = 0;
+    this.hubLeases = null;
+    this.warned = new Set();
+  }
+
+  secondsLeft() {
+    const lease = this.status && this.status.lease;
+    if (!lease || lease.seconds_left === null || lease.seconds_left === undefined) {
+      return null;
+    }
+    return Math.max(0, lease.seconds_left - (Date.now() - this.fetchedAt) / 1000);
+  }
+
+  update_(status) {
+    this.status = status;
+    this.fetchedAt = Date.now();
+    this.render();
+  }
+
+  render() {
+    const status = this.status;
+    if (!status) {
+      return;
+    }
+    const left = this.secondsLeft();
+    this.node.textContent = labelFor(status, left);
+    this.node.dataset.backend = status.backend;
+    this.node.dataset.secondsLeft = left === null ? '' : String(Math.floor(left));
+    this.node.classList.toggle('opuhub-status-hardware', status.backend === 'hardware');
+    const warnAt = status.lease && status.lease.warning_seconds;
+    this.node.classList.toggle(
+      'opuhub-status-ending',
+      left !== null && !!warnAt && left <= warnAt
+    );
+    this.node.title = this.tooltip(status, left);
+    this.maybeWarn(status, left);
+  }
+
+  tooltip(status, left) {
+    const lines = [];
+    if (status.backend === 'hardware' && status.lease) {
+      const lease = status.lease;
+      lines.push(`opu.transform runs on the OPU ${lease.device || ''}, leased to ${lease.holder}.`);
+      lines.push(
+        lease.expires
+          ? `The lease ends at ${clock(lease.expires)} (${formatLeft(left)} left); the hub then stops this server, files are kept.`
+          : 'The lease lasts until this server stops.'
+      );
+      lines.push('%opu close frees the device for others while you work.');
+    } else if (status.backend === 'simulator') {
+      lines.push('opu.transform runs on the simulator (CPU): same API, exact |Hx|², no device.');
+    } else {
+      lines.push('OPU() picks the hardware when a device and its driver are here, else the simulator.');
+    }
+    if (this.hubLeases) {
+      const devices = this.hubLeases.devices || [];
+      if (!devices.length) {
+        lines.push('This hub has no OPU device.');
+      }
+      for (const d of devices) {
+        lines.push(
+          d.free
+            ? `${d.device}: free`
+            : `${d.device}: held by ${d.lease.user}${d.lease.until ? ` until ${d.lease.until}` : ''}`
+        );
+      }
+    }
+    return lines.join('\n');
+  }
+
+  maybeWarn(status, left) {
+    const lease = status.lease;
+    if (!lease || left === null) {
+      return;
+    }
+    const key = `${lease.device}@${lease.expires}`;
+    if (left <= 0) {
+      if (!this.warned.has(`${key}:ended`)) {
+        this.warned.add(`${key}:ended`);
+        Notification.error(
+          `Your OPU lease on ${lease.device} has ended: the hub is stopping this server. ` +
+            'Your files are kept; start a server again from the hub’s home page.',
+          { autoClose: false }
+        );
+      }
+      return;
+    }
+    if (lease.warning_seconds && left <= lease.warning_seconds && !this.warned.has(key)) {
+      this.warned.add(key);
+      Notification.warning(
+        `Your OPU lease on ${lease.device} ends at ${clock(lease.expires)} ` +
+          `(in ${formatLeft(left)}). Save your work: the hub then stops this server ` +
+          '(your files are kept).',
+        { autoClose: false }
+      );
+    }
+  }
+}
+
+async function readJSON(url, init, settings) {
+  const response = await ServerConnection.makeRequest(url, init || {}, settings);
+  if (!response.ok) {
+    throw new Error(`${url}: HTTP ${response.status}`);
+  }
+  return response.json();
+}
+
+const plugin = {
+  id: PLUGIN_ID,
+  description: 'OPU backend, device, lease holder and time left in the status bar',
+  autoStart: true,
+  optional: [IStatusBar],
+  activate: (app, statusBar) => {
+    const item = new OPUStatus();
+    const settings = ServerConnection.makeSettings();
+    const statusUrl = URLExt.join(settings.baseUrl, 'opuhub', 'status');
+    const hubPrefix = PageConfig.getOption('hubPrefix');
+    const leasesUrl = hubPrefix
+      ? URLExt.join(hubPrefix.replace(/hub\/?$/, ''), 'services', 'opu-lease', 'api', 'leases')
+      : null;
+
+    const poll = async () => {
+      try {
+        item.update_(await readJSON(statusUrl, {}, settings));
+      } catch (error) {
+        console.warn('opuhub-lab: cannot read the OPU status', error);
+      }
+      if (leasesUrl) {
+        try {
+          // the lease service logs the browser in through the hub (OAuth redirects)
+          const response = await fetch(leasesUrl, { credentials: 'same-origin' });
+          item.hubLeases = response.ok ? await response.json() : null;
+        } catch (error) {
+          item.hubLeases = null;
+        }
+        item.render();
+      }
+    };
+
+    if (statusBar) {
+      statusBar.registerStatusItem(PLUGIN_ID, { item, align: 'left', rank: 50 });
+    } else {
+      console.info('opuhub-lab: no status bar here; only the lease warning is shown');
+    }
+    void poll();
+    setInterval(poll, POLL_MS);
+    setInterval(() => item.render(), TICK_MS);
+  }
+};
+
+export default plugin;
