@@ -38,8 +38,8 @@ MAX_WORK_ENV = "OPU_SIMULATOR_MAX_WORK"
 #: GEMM) when drawing its matrix takes hours.
 DRAW_COST = 1000
 
-WAY_OUT = ("ask the hub's admin to raise {env}, or start your server with the 'OPU hardware' "
-           "profile (the real OPU has no such limit)")
+WAY_OUT = ("ask the hub's admin to raise {env}, or, on a hub with an OPU, start your server "
+           "with the 'OPU hardware' profile (the real OPU has no such limit)")
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,8 @@ def hardware_problems(device: str | None = None) -> list[str]:
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
-        problems.append(f"no device node at {path} (set OPU_DEVICE, or ask for the "
-                        "'OPU hardware' profile when you start your server)")
+        problems.append(f"no device node at {path} (set OPU_DEVICE; on a hub with an OPU, "
+                        "start your server with the 'OPU hardware' profile)")
     except PermissionError:
         problems.append(f"no permission to look at {path}")
     else:
