@@ -97,3 +97,29 @@ def test_close_frees_the_matrix_and_reopen_rebuilds_it_identically():
     assert not opu.device.matrix_allocated
     opu.open()
     np.testing.assert_array_equal(opu.transform(x), first)
+
+
+def test_blocks_get_narrower_for_hardware_sized_inputs():
+    assert simulator.block_components(1000) == simulator.BLOCK_COMPONENTS
+    assert simulator.block_components(4096) == simulator.BLOCK_COMPONENTS
+    for n_features in (4097, 810_000, 1140 * 912):
+        width = simulator.block_components(n_features)
+        assert width & (width - 1) == 0  # a power of two
+        assert width * n_features <= simulator.BLOCK_ENTRIES < 2 * width * n_features
+    assert simulator.block_components(1140 * 912) == 16  # 2 × 64 MiB per drawn block
+
+
+def test_wide_inputs_streamed_equal_held_and_the_batch_is_never_float32():
+    n_features = 300_000  # blocks of 32 components
+    X = np.random.default_rng(0).integers(0, 2, (3, n_features), dtype=np.uint8)
+    held = exact(70, n_features, streaming=False)
+    streamed = exact(70, n_features, streaming=True)
+    assert simulator.block_components(n_features) == 32
+    assert np.array_equal(held.transform(X), streamed.transform(X))
+    # inputs go to the backend as a view of the caller's uint8 batch, converted tile by tile
+    from opu_kernel.inputs import prepare
+
+    prepared = prepare(X, held._traits, held.max_n_features)
+    assert prepared.rows.dtype == np.uint8 and np.shares_memory(prepared.rows, X)
+    row_tile = simulator.ROW_TILE_ENTRIES // n_features
+    assert row_tile * n_features * 4 <= 64 * 2**20  # float32 scratch per thread
