@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import hashlib
+import importlib.util
 import os
 import sqlite3
 import sys
@@ -53,6 +54,19 @@ def sandbox_command(account: unix_accounts.Account, home: Path, cgroup_dirs: lis
     for path in keep:
         command += ["--keep", path]
     return command + ["--"]
+
+
+def python_paths() -> list[str]:
+    """Where the hub's Python and its packages live: the servers run the same environment, so
+    these stay visible in the sandbox (editable installs included: their sources may sit under
+    a covered directory such as /tmp)."""
+    paths = [sys.prefix, sys.base_prefix]
+    paths += [p for p in sys.path if p and os.path.isdir(p)]
+    paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    for package in ("opu_kernel", "opuhub"):
+        spec = importlib.util.find_spec(package)
+        paths += list(spec.submodule_search_locations or []) if spec else []
+    return list(dict.fromkeys(os.path.realpath(p) for p in paths))
 
 
 def refusal(user: str, admin: bool, multi_user: bool, root: bool, os_user: str) -> str | None:
@@ -185,9 +199,8 @@ class OPULocalSpawner(OPUSpawnerMixin, LocalProcessSpawner):
     def launch_prefix(self, account: unix_accounts.Account, cgroup_dirs: list[Path]) -> list[str]:
         """What the server needs to see (the hub's Python, its home, the OPU nodes) is kept;
         the state directory and closed directories above what it needs are covered."""
-        keep = [sys.prefix, sys.base_prefix, self.home_dir, *self.devices]
+        keep = [self.home_dir, *self.devices, *python_paths()]
         keep += [self.examples_dir] if self.examples_dir else []
-        keep += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
         cover = [str(Path(p).resolve()) for p in self.hidden_paths]
         cover += [d for d in untraversable_ancestors(keep) if d not in cover]
         return sandbox_command(account, Path(self.home_dir), cgroup_dirs, self.tmp_size,

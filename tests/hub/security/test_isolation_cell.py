@@ -179,7 +179,9 @@ out = {"config": attempt(append, f"{repo}/hub/jupyterhub_config.py"),
 for path in planted:
     out[path] = attempt(create, f"{repo}/{path}")
 writable, entries = [], 0
-for top in [repo] + ([] if sys.prefix.startswith(repo + "/") else [sys.prefix]):
+# the sandbox may hide the checkout (e.g. under a private /tmp) but keeps the environment
+tops = [repo] if os.path.isdir(repo + "/hub") else []
+for top in tops + ([] if tops and sys.prefix.startswith(repo + "/") else [sys.prefix]):
     for root, dirs, files in os.walk(top):
         for path in [root] + [os.path.join(root, f) for f in files]:
             entries += 1
