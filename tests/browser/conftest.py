@@ -46,6 +46,14 @@ def browser():
         chromium.close()
 
 
+def snapshot(page, name: str) -> None:
+    """A PNG of an intermediate state (the final state of every test is saved anyway)."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    _shots_taken.append(path)
+
+
 def shot_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1]).strip("_") + ".png"
 

@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from tests.browser.conftest import snapshot
 from tests.browser.lab import (
     STATUS_ITEM,
     api_json,
@@ -78,6 +79,7 @@ def test_spawn_form_shows_the_busy_device_then_jupyterlab_opens(page, local_hub,
         assert re.search(rf"opu0: held by {holder} until \d\d:\d\d", busy.inner_text())
         assert page.locator("#profile-hardware").is_disabled()
         assert page.locator("#profile-simulator").is_checked()
+        snapshot(page, "spawn-form-with-a-busy-device")
     finally:
         stop(local_hub, holder)
 
@@ -147,6 +149,9 @@ def test_admin_sees_users_servers_and_leases_and_others_are_refused(context, loc
         attendee = context.new_page()
         log_in(attendee, local_hub.url, user, attendees[user])
         attendee.wait_for_url(re.compile(r"/hub/"))
+        attendee.goto(f"{local_hub.url}/hub/home")  # the home page says what the platform is
+        assert "This hub has one OPU device" in attendee.locator("#opuhub-intro").inner_text()
+        assert attendee.locator("#start").is_visible()
         refused = attendee.goto(f"{local_hub.url}/hub/admin")
         assert refused.status == 403
         attendee.context.clear_cookies()
