@@ -91,3 +91,17 @@ def test_a_simulated_opu_is_lightonmls_float32_simulator(lightonml):
     assert np.allclose(y.mean(axis=1, keepdims=True), expected, rtol=0.15)
     with pytest.raises(ValueError, match="can't be greater than"):
         opu.fit1d(n_features=1001)
+
+
+def test_standing_in_for_the_device_is_said_once(lightonml, caplog, monkeypatch):
+    import logging
+
+    from opu_kernel.lightonml_compat import opu as shim
+
+    monkeypatch.setattr(shim, "_told_standing_in", False)
+    caplog.set_level(logging.WARNING, logger="opu_kernel")
+    lightonml.OPU(n_components=10)
+    lightonml.OPU(n_components=10)
+    lightonml.OPU(n_components=10, simulated=True)
+    lines = [r.getMessage() for r in caplog.records if "answers as the device" in r.getMessage()]
+    assert len(lines) == 1 and "uint8" in lines[0] and "1140 × 912" in lines[0]
