@@ -40,16 +40,20 @@ def make_stand_in_node(path: Path, mode: int = 0o666) -> Path:
 
 
 def execute_in_user_kernel(hub_url: str, user: str, token: str, code: str, kernel: str,
-                           timeout: float) -> dict:
+                           timeout: float, ca_file: str | None = None) -> dict:
     """Start a kernel in ``user``'s server through the hub's proxy at ``hub_url``, run ``code``
-    over the kernel's websocket and return {"stdout": ..., "result": ..., "error": ...}."""
+    over the kernel's websocket and return {"stdout": ..., "result": ..., "error": ...}.
+    An https hub_url is verified against ``ca_file`` (wss for the websocket)."""
     headers = {"Authorization": f"token {token}"}
     base = f"{hub_url}/user/{user}/api/kernels"
-    resp = requests.post(base, json={"name": kernel}, headers=headers, timeout=60)
+    verify = ca_file or True
+    resp = requests.post(base, json={"name": kernel}, headers=headers, timeout=60, verify=verify)
     assert resp.status_code == 201, resp.text
     kernel_id = resp.json()["id"]
-    ws = websocket.create_connection(base.replace("http://", "ws://", 1) + f"/{kernel_id}/channels",
-                                     header=[f"Authorization: token {token}"], timeout=timeout)
+    ws_url = base.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
+    ws = websocket.create_connection(ws_url + f"/{kernel_id}/channels",
+                                     header=[f"Authorization: token {token}"], timeout=timeout,
+                                     sslopt={"ca_certs": ca_file} if ca_file else None)
     try:
         msg_id = uuid.uuid4().hex
         ws.send(json.dumps({
@@ -77,4 +81,4 @@ def execute_in_user_kernel(hub_url: str, user: str, token: str, code: str, kerne
         raise TimeoutError(f"no reply from {user}'s kernel within {timeout}s")
     finally:
         ws.close()
-        requests.delete(f"{base}/{kernel_id}", headers=headers, timeout=30)
+        requests.delete(f"{base}/{kernel_id}", headers=headers, timeout=30, verify=verify)
