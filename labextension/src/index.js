@@ -4,14 +4,14 @@
 // Fed by the server extension's GET <base_url>opuhub/status (the environment the hub gave this
 // server: opuhub_lab/status.py), read again every POLL_MS; the countdown ticks every second
 // from the server's own `seconds_left`, so a browser with a wrong clock still counts right.
-// Best effort, for the tooltip: the hub's lease API (/services/opu-lease/api/leases), which
-// says who holds each OPU of the hub; if it cannot be read the item simply says less.
+// The hub's lease API is not read from here: a fetch cannot complete the lease service's OAuth
+// login (it needs a top-level navigation); the hub's pages show every device's state.
 //
 // Plain JavaScript (no TypeScript step): built with @jupyterlab/builder into a prebuilt
 // extension (labextension/build).
 
 import { Notification } from '@jupyterlab/apputils';
-import { PageConfig, URLExt } from '@jupyterlab/coreutils';
+import { URLExt } from '@jupyterlab/coreutils';
 import { ServerConnection } from '@jupyterlab/services';
 import { IStatusBar } from '@jupyterlab/statusbar';
 import { Widget } from '@lumino/widgets';
@@ -61,7 +61,6 @@ class OPUStatus extends Widget {
     this.node.title = 'OPU Hub: reading this server’s OPU…';
     this.status = null;
     this.fetchedAt = 0;
-    this.hubLeases = null;
     this.warned = new Set();
   }
 
@@ -114,19 +113,6 @@ class OPUStatus extends Widget {
     } else {
       lines.push('OPU() picks the hardware when a device and its driver are here, else the simulator.');
     }
-    if (this.hubLeases) {
-      const devices = this.hubLeases.devices || [];
-      if (!devices.length) {
-        lines.push('This hub has no OPU device.');
-      }
-      for (const d of devices) {
-        lines.push(
-          d.free
-            ? `${d.device}: free`
-            : `${d.device}: held by ${d.lease.user}${d.lease.until ? ` until ${d.lease.until}` : ''}`
-        );
-      }
-    }
     return lines.join('\n');
   }
 
@@ -176,26 +162,12 @@ const plugin = {
     const item = new OPUStatus();
     const settings = ServerConnection.makeSettings();
     const statusUrl = URLExt.join(settings.baseUrl, 'opuhub', 'status');
-    const hubPrefix = PageConfig.getOption('hubPrefix');
-    const leasesUrl = hubPrefix
-      ? URLExt.join(hubPrefix.replace(/hub\/?$/, ''), 'services', 'opu-lease', 'api', 'leases')
-      : null;
 
     const poll = async () => {
       try {
         item.update_(await readJSON(statusUrl, {}, settings));
       } catch (error) {
         console.warn('opuhub-lab: cannot read the OPU status', error);
-      }
-      if (leasesUrl) {
-        try {
-          // the lease service logs the browser in through the hub (OAuth redirects)
-          const response = await fetch(leasesUrl, { credentials: 'same-origin' });
-          item.hubLeases = response.ok ? await response.json() : null;
-        } catch (error) {
-          item.hubLeases = null;
-        }
-        item.render();
       }
     };
 

@@ -92,6 +92,7 @@ def test_spawn_form_shows_the_busy_device_then_jupyterlab_opens(page, local_hub,
     # the OPU item: this server simulates
     assert status_text(page, "OPU: simulator") == "OPU: simulator"
     assert page.locator(STATUS_ITEM).get_attribute("data-backend") == "simulator"
+    assert "simulator" in page.locator(STATUS_ITEM).get_attribute("title")
     # "Python 3 (OPU)" is the default kernel, and the launcher offers it
     specs = api_json(page, local_hub.url, f"/user/{user}/api/kernelspecs")
     assert specs["default"] == "opu"
