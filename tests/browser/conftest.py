@@ -90,7 +90,13 @@ def local_hub():
     before the end, so any lease asked for in a test is already in its warning window."""
     hub = Hub(hub_root("browser"), via_run=True, lease_warning_seconds=3600).start()
     yield hub
+    names = [user["name"] for user in hub.api("GET", "/users").json()]
     hub.shutdown()
+    from opuhub import unix_accounts
+
+    for name in names:  # the accounts the local spawner made (opu-<name>)
+        if unix_accounts.lookup(name) is not None:
+            unix_accounts.remove(name)
 
 
 @pytest.fixture(scope="session")
