@@ -56,6 +56,26 @@ def sandbox_command(account: unix_accounts.Account, home: Path, cgroup_dirs: lis
     return command + ["--"]
 
 
+KERNEL_IPC_PATH = "/tmp/.opuhub-kernel"  # /tmp is the server's own (opuhub.sandbox)
+
+
+def raise_open_files_limit() -> None:
+    """The hub and its proxy hold a socket per connection; users get far fewer each
+    (opuhub.sandbox --nofile), so a connection flood from one of them cannot starve the hub."""
+    import resource
+
+    try:
+        ceiling = int(Path("/proc/sys/fs/nr_open").read_text())
+    except (OSError, ValueError):
+        ceiling = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < ceiling:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, max(hard, ceiling)))
+        except (ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def python_paths() -> list[str]:
     """Where the hub's Python and its packages live: the servers run the same environment, so
     these stay visible in the sandbox (editable installs included: their sources may sit under
@@ -180,6 +200,7 @@ class OPULocalSpawner(OPUSpawnerMixin, LocalProcessSpawner):
 
     def prepare_account(self) -> tuple[unix_accounts.Account, list[Path]]:
         """Account, home and cgroup of this user (blocking I/O: runs in a thread)."""
+        raise_open_files_limit()
         homes = Path(self.homes_dir).resolve()
         homes.mkdir(parents=True, exist_ok=True)
         os.chmod(homes, 0o711)  # users may enter their own home, not list the others
@@ -253,7 +274,11 @@ class OPULocalSpawner(OPUSpawnerMixin, LocalProcessSpawner):
 
     def get_args(self):
         args = super().get_args()
-        if not self.isolated and os.geteuid() == 0:
+        if self.isolated:
+            # kernels talk to the server over unix sockets in the server's private /tmp:
+            # loopback TCP ports would let any local user subscribe to their output
+            args += ["--KernelManager.transport=ipc", f"--KernelManager.ip={KERNEL_IPC_PATH}"]
+        elif os.geteuid() == 0:
             args.append("--ServerApp.allow_root=True")
         return args
 
