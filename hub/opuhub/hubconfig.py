@@ -235,6 +235,21 @@ def configure_spawner(c, settings: Settings, choice: SpawnerChoice) -> None:
         local.hidden_paths = [str(settings.state_dir)]
 
 
+def configure_user_origins(c, settings: Settings) -> str:
+    """Where users' servers live in the browser's eyes; returns the line the hub logs.
+
+    On the hub's origin (the default), a page a user's server serves runs with the hub's
+    cookies: a script on it could read the hub's pages of whoever opens it and act as them.
+    OPUHUB_SUBDOMAIN_HOST puts each server on ``<name>.<host>``, another origin, so the
+    browser keeps the hub's pages and login cookie from it."""
+    if not settings.subdomain_host:
+        return ("user servers: on the hub's origin (/user/<name>/); for strangers set "
+                "OPUHUB_SUBDOMAIN_HOST (an origin per user)")
+    c.JupyterHub.subdomain_host = settings.subdomain_host
+    scheme, host = settings.subdomain_host.split("://", 1)
+    return f"user servers: each on an origin of its own, {scheme}://<name>.{host}"
+
+
 def docker_gateway(network: str) -> str:
     """Create the user network if needed; return its gateway (the host as containers see it)."""
     import docker
@@ -292,6 +307,7 @@ def configure(c, settings: Settings, chp: str | None = None) -> SpawnerChoice:
     configure_auth(c, settings, state_secrets)
     configure_branding(c, settings)
     configure_spawner(c, settings, choice)
+    _log(configure_user_origins(c, settings))
     c.JupyterHub.services = services(settings)
     c.JupyterHub.load_roles = roles(settings)
     if settings.cull_idle_seconds and settings.cull_idle_seconds < settings.last_activity_interval + 30:
@@ -306,5 +322,10 @@ def configure(c, settings: Settings, chp: str | None = None) -> SpawnerChoice:
     from . import limits
 
     limits.install(limits.limits_from_settings(settings))
+    # API tokens users request: a short note, a bounded number, a bounded lifetime
+    from . import token_limits
+
+    token_limits.install(token_limits.TokenLimits(max_tokens=settings.max_tokens_per_user))
+    c.JupyterHub.token_expires_in_max_seconds = int(settings.token_max_seconds)
     # ---
     return choice

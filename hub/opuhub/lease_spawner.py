@@ -146,6 +146,17 @@ class OPUSpawnerMixin(LoggingConfigurable):
             raise ValueError(f"default_n_components must be > 0, got {proposal.value}")
         return proposal.value
 
+    @default("disable_user_config")
+    def _user_config_disabled(self):
+        # Every user server shares the hub's origin unless OPUHUB_SUBDOMAIN_HOST is set. A
+        # server that loaded ~/.jupyter config (a tornado handler) or a labextension folder in
+        # ~/.local/share/jupyter would serve the attendee's own pages to anyone, unauthenticated,
+        # and a script on such a page acts as whoever opens it (a token of the victim). With
+        # JUPYTERHUB_DISABLE_USER_CONFIG the server ignores config, extensions and data under
+        # the home (kernelspecs installed with --user too); kernels still read ~/.ipython and
+        # JupyterLab keeps the user's settings. tests/hub/security/test_same_origin.py
+        return True
+
     # --- derived -------------------------------------------------------------------------------
 
     @property

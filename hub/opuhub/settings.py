@@ -8,8 +8,10 @@ config (``c.OPUSpawnerMixin.*``, ``c.OPUDockerSpawner.*``) after the ``configure
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlparse
@@ -31,6 +33,9 @@ class Settings:
     bind_url: str = "http://127.0.0.1:8000"
     hub_bind_url: str = ""  # "" → http://127.0.0.1:8081, or the Docker network's gateway
     hub_connect_url: str = ""  # how user servers reach the hub, when not at hub_bind_url
+    # "" → user servers share the hub's origin (/user/<name>/); e.g. http://localhost:8000 →
+    # each on <name>.localhost:8000, an origin of its own (subdomain_origin below)
+    subdomain_host: str = ""
     proxy_api_port: int = 8001
     lease_service_port: int = 10101
     spawner: str = "auto"
@@ -150,6 +155,8 @@ def validate(s: Settings) -> None:
         url = getattr(s, name)
         if url and (urlparse(url).scheme not in ("http", "https") or not urlparse(url).port):
             raise SettingsError(f"{_env_name(name)} must look like http://HOST:PORT, got {url!r}")
+    if s.subdomain_host:
+        s.subdomain_host = subdomain_origin(s.subdomain_host)
     for name in ("proxy_api_port", "lease_service_port"):
         if not 0 < getattr(s, name) < 65536:
             raise SettingsError(f"{_env_name(name)} must be a TCP port, got {getattr(s, name)}")
@@ -179,6 +186,45 @@ def validate(s: Settings) -> None:
             ZoneInfo(s.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise SettingsError(f"OPUHUB_TIMEZONE: unknown time zone {s.timezone!r}") from None
+
+
+_DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
+
+
+def subdomain_origin(raw: str) -> str:
+    """OPUHUB_SUBDOMAIN_HOST checked and normalised to ``scheme://host[:port]`` (pure).
+
+    Users' servers go to ``<name>.<host>``, so the host must be a DNS name that a wildcard
+    record (and, with https, a wildcard certificate) covers: never an IP address, no path, no
+    credentials. The scheme is required: JupyterHub would silently assume https."""
+    var = "OPUHUB_SUBDOMAIN_HOST"
+    url = urlparse(raw.strip())
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise SettingsError(f"{var} must look like https://hub.example.org or "
+                            f"http://localhost:8000 (scheme and host), got {raw!r}")
+    if url.username or url.password or url.path not in ("", "/") or url.query or url.fragment \
+            or url.params:
+        raise SettingsError(f"{var} is a scheme, a host and a port only, got {raw!r}")
+    try:
+        port = url.port
+    except ValueError:
+        raise SettingsError(f"{var}: bad port in {raw!r}") from None
+    host = url.hostname.rstrip(".")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        raise SettingsError(f"{var} must be a DNS name, not an IP address ({host}): user "
+                            "servers live on <name>.<host>, which needs a wildcard DNS record; "
+                            "on one machine use http://localhost:PORT (browsers resolve "
+                            "*.localhost themselves)")
+    labels = host.split(".")
+    if len(host) > 190 or not all(_DNS_LABEL.match(label) for label in labels):
+        raise SettingsError(f"{var}: {host!r} is not a DNS host name (letters, digits and '-' "
+                            "in dot-separated labels, at most 190 characters, so that "
+                            "<name>.<host> stays a valid name)")
+    return f"{url.scheme}://{host}" + (f":{port}" if port else "")
 
 
 def hub_timezone(name: str):
