@@ -322,5 +322,10 @@ def configure(c, settings: Settings, chp: str | None = None) -> SpawnerChoice:
     from . import limits
 
     limits.install(limits.limits_from_settings(settings))
+    # API tokens users request: a short note, a bounded number, a bounded lifetime
+    from . import token_limits
+
+    token_limits.install(token_limits.TokenLimits(max_tokens=settings.max_tokens_per_user))
+    c.JupyterHub.token_expires_in_max_seconds = int(settings.token_max_seconds)
     # ---
     return choice

@@ -41,13 +41,16 @@ class BodyLimits:
     # POST/PUT/PATCH .../api/users/NAME/server(s)/... and the spawn page: the body is the spawn
     # options ({"profile": "hardware", "lease_minutes": 30} is 45 bytes; the form ~200 with _xsrf)
     spawn: int = 4 * KIB
-    # login, sign-up, password change, logout, token requests, OAuth: a few hundred bytes legit
+    # login, sign-up, password change, logout, OAuth: a few hundred bytes legit
     form: int = 16 * KIB
+    # POST .../api/users/NAME/tokens: a note of at most 256 characters (opuhub.token_limits),
+    # an expiry, a few roles or scopes
+    tokens: int = 4 * KIB
     # everything else the hub serves (admin bulk user creation: ~20 bytes per name)
     default: int = 1 * MIB
 
     def __post_init__(self):
-        for name in ("spawn", "form", "default"):
+        for name in ("spawn", "form", "tokens", "default"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"the {name} body limit must be > 0 bytes, got {getattr(self, name)}")
 
@@ -58,10 +61,8 @@ SERVICE_LIMITS = BodyLimits(default=64 * KIB)
 # Matched anywhere in the path, so a base_url prefix (/prefix/hub/...) is covered too. Matching
 # too much only applies a smaller cap; every path still gets at most the default.
 _SPAWN = re.compile(r"/hub/(spawn|api/users/[^/]+/servers?)(/|$)")
-_FORM = re.compile(
-    r"/hub/(login|signup|change-password|logout|accept-share|api/oauth2|api/users/[^/]+/tokens)"
-    r"(/|$)"
-)
+_FORM = re.compile(r"/hub/(login|signup|change-password|logout|accept-share|api/oauth2)(/|$)")
+_TOKENS = re.compile(r"/hub/api/users/[^/]+/tokens(/|$)")
 
 
 def body_limit(path: str, limits: BodyLimits) -> int:
@@ -69,6 +70,8 @@ def body_limit(path: str, limits: BodyLimits) -> int:
     path = path.split("?", 1)[0]
     if _SPAWN.search(path):
         return limits.spawn
+    if _TOKENS.search(path):
+        return limits.tokens
     if _FORM.search(path):
         return limits.form
     return limits.default
@@ -165,7 +168,8 @@ class LimitedHTTPServer(HTTPServer):
         self.body_limits = body_limits or BodyLimits()
         # the largest cap is also the connection-level ceiling (tornado's default is 100 MB)
         kwargs.setdefault("max_body_size", max(
-            self.body_limits.spawn, self.body_limits.form, self.body_limits.default))
+            self.body_limits.spawn, self.body_limits.form, self.body_limits.tokens,
+            self.body_limits.default))
         super().initialize(*args, **kwargs)
 
     def start_request(self, server_conn, request_conn):

@@ -74,6 +74,10 @@ class Settings:
     max_body_bytes: int = 1024 * 1024  # any request to /hub/
     max_form_bytes: int = 16 * 1024  # login, sign-up, password, token and OAuth requests
     max_spawn_options_bytes: int = 4 * 1024  # spawn requests: API body or spawn-page form
+    # API tokens users request (opuhub.token_limits): the longest lifetime, also the default
+    # (0 = tokens may never expire), and how many live ones a user may hold
+    token_max_seconds: float = 30 * 24 * 3600.0
+    max_tokens_per_user: int = 50
 
     @property
     def hub_port(self) -> int:
@@ -166,6 +170,8 @@ def validate(s: Settings) -> None:
         raise SettingsError("OPUHUB_LEASE_CHECK_INTERVAL must be > 0")
     if s.n_components <= 0:
         raise SettingsError("OPUHUB_N_COMPONENTS must be > 0")
+    if s.max_tokens_per_user < 1:
+        raise SettingsError("OPUHUB_MAX_TOKENS_PER_USER must be at least 1")
     if s.user_password and len(s.user_password) < 8:
         raise SettingsError("OPUHUB_USER_PASSWORD must be at least 8 characters")
     if s.homes_dir is not None and s.homes_dir.resolve().is_relative_to(s.state_dir.resolve()):

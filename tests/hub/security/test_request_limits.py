@@ -21,7 +21,7 @@ from opuhub.limits import BodyLimits, body_limit, limits_from_settings
 from opuhub.local_spawner import OPULocalSpawner
 from opuhub.settings import Settings, SettingsError, settings_from_env
 
-LIMITS = BodyLimits(spawn=100, form=1000, default=10_000)
+LIMITS = BodyLimits(spawn=100, form=1000, tokens=500, default=10_000)
 
 
 @pytest.mark.parametrize("path, kind", [
@@ -36,7 +36,9 @@ LIMITS = BodyLimits(spawn=100, form=1000, default=10_000)
     ("/hub/login?next=/hub/spawn", "form"),
     ("/hub/signup", "form"),
     ("/hub/change-password/alice", "form"),
-    ("/hub/api/users/alice/tokens", "form"),
+    ("/hub/api/users/alice/tokens", "tokens"),
+    ("/hub/api/users/alice/tokens/a12", "tokens"),
+    ("/prefix/hub/api/users/alice/tokens", "tokens"),
     ("/hub/api/oauth2/token", "form"),
     ("/hub/api/users", "default"),
     ("/hub/api/users/spawner/activity", "default"),  # a user called "spawner" is no spawn path
@@ -52,6 +54,10 @@ def test_the_default_caps_leave_room_for_what_the_hub_legitimately_receives():
     assert len(json.dumps({"profile": "hardware", "lease_minutes": 10080})) * 10 < caps.spawn
     assert len(json.dumps({"usernames": [f"workshop-{i:04d}" for i in range(10_000)]})) < caps.default
     assert caps.spawn < caps.form < caps.default <= 1024 * 1024
+    # a token request with the longest note (opuhub.token_limits), escaped, and a few scopes
+    token = {"note": "\u00e9" * 256, "expires_in": 30 * 86400,
+             "scopes": ["read:users!user", "access:servers!user", "read:servers!user"]}
+    assert len(json.dumps(token)) * 2 < caps.tokens < caps.form
 
 
 def test_the_413_is_a_complete_response_that_says_what_to_do():
@@ -108,6 +114,7 @@ def server_url():
 
 def test_bodies_up_to_the_cap_reach_the_handler(server_url):
     for path, size in (("/hub/spawn", LIMITS.spawn), ("/hub/login", LIMITS.form),
+                       ("/hub/api/users/a/tokens", LIMITS.tokens),
                        ("/hub/api/users", LIMITS.default)):
         resp = requests.post(server_url + path, data=b"x" * size, timeout=30)
         assert resp.status_code == 200 and resp.json() == {"received": size}
@@ -115,6 +122,7 @@ def test_bodies_up_to_the_cap_reach_the_handler(server_url):
 
 def test_a_declared_body_over_the_cap_gets_413_and_the_connection_is_not_poisoned(server_url):
     for path, size in (("/hub/spawn", LIMITS.spawn + 1), ("/hub/login", LIMITS.form + 1),
+                       ("/hub/api/users/a/tokens", LIMITS.tokens + 1),
                        ("/hub/api/users", 5 * 1024 * 1024)):
         resp = requests.post(server_url + path, data=b"x" * size, timeout=30)
         assert resp.status_code == 413, (path, size)
