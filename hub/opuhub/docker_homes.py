@@ -16,7 +16,9 @@ exist only in the hub's container. That hub keeps named volumes, not size-limite
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 HOST = "host"
@@ -63,6 +65,27 @@ def decide(mode: str, quota_bytes: int, hub_is_root: bool, engine_shares: bool,
                            "filesystem (hub in a container, or a remote engine); run the hub "
                            "on the engine's host for size-limited homes")
     return HomeStorage(HOST, limited)
+
+
+def volume_predates(created_at: str, user_created: datetime) -> bool:
+    """True when a home volume made at ``created_at`` (Docker's ``CreatedAt``, RFC 3339) is
+    older than the hub user it would be given: it was made for an earlier user of that name,
+    deleted since (Docker cannot rename a volume to archive it). A time Docker wrote in a form
+    this cannot read counts as older: the files stay unreachable until an admin decides.
+
+    Docker keeps whole seconds, so both times are compared to the second (a volume made in the
+    second its user was created is theirs). Both clocks are this host's (a remote engine with
+    a skewed clock could misjudge by the skew)."""
+    text = re.sub(r"(\.\d{6})\d+", r"\1", created_at.strip().replace("Z", "+00:00"))
+    try:
+        made = datetime.fromisoformat(text)
+    except ValueError:
+        return True
+    if made.tzinfo is None:
+        made = made.replace(tzinfo=UTC)
+    if user_created.tzinfo is None:  # JupyterHub stores UTC without a zone
+        user_created = user_created.replace(tzinfo=UTC)
+    return made.replace(microsecond=0) < user_created.replace(microsecond=0)
 
 
 def _mount_namespace(pid: str | int, proc: Path) -> str | None:

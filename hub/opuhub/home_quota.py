@@ -92,3 +92,34 @@ def unmount(home: Path) -> bool:
         return False
     _run(["umount", "-l", str(home)])
     return True
+
+
+DELETED = ".deleted"  # user names start with a letter or digit: never a user's home
+
+
+def archive(homes_dir: Path, name: str, stamp: str) -> list[Path]:
+    """Move the home of a deleted user out of the way; returns where its parts went.
+
+    The home is unmounted, its image moved to ``.images/.deleted/<name>-<stamp>.ext4`` and
+    files left in the directory itself (a home without a size limit) to
+    ``.deleted/<name>-<stamp>``, both directories 0700 root. A later user of the same name
+    then starts with an empty home, and an admin can still restore or remove the old one."""
+    home = homes_dir / name
+    unmount(home)
+    moved = []
+    image = image_path(homes_dir, name)
+    if image.exists():
+        target = homes_dir / IMAGES / DELETED / f"{name}-{stamp}.ext4"
+        target.parent.mkdir(mode=0o700, exist_ok=True)
+        os.replace(image, target)
+        moved.append(target)
+    if home.is_dir() and not is_mounted(home):
+        if any(home.iterdir()):
+            target = homes_dir / DELETED / f"{name}-{stamp}"
+            target.parent.mkdir(mode=0o700, exist_ok=True)
+            os.chmod(target.parent, 0o700)  # the homes directory may be 0711: no way in
+            os.replace(home, target)
+            moved.append(target)
+        else:
+            home.rmdir()
+    return moved

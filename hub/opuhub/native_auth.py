@@ -20,6 +20,7 @@ On top of jupyterhub-nativeauthenticator 1.3.0 this subclass
 from __future__ import annotations
 
 import secrets
+from types import SimpleNamespace
 
 import bcrypt
 from jupyterhub import orm
@@ -116,7 +117,23 @@ class ToggleAuthorizationHandler(_FromTheHubsOwnPages, upstream.ToggleAuthorizat
 
 
 class DiscardHandler(_FromTheHubsOwnPages, upstream.DiscardHandler):
-    pass
+    """Discards a sign-up that is not (or no longer) approved.
+
+    Upstream also means to drop a hub user of that name from the registry, which would skip
+    stopping their server and archiving their home (so the home would wait under a name anyone
+    may sign up for again). A sign-up that became a hub user is deleted on the admin page."""
+
+    @upstream.admin_users_scope
+    async def get(self, user_name):
+        info = self.authenticator.get_user(user_name)
+        if info is not None and not info.is_authorized:
+            if self.find_user(user_name) is not None:
+                raise web.HTTPError(
+                    409, f"{user_name} has logged in before: delete them on the admin page "
+                         "(their home is archived there), not here.")
+            # only the pending sign-up (NativeAuthenticator's table) goes
+            NativeAuthenticator.delete_user(self.authenticator, SimpleNamespace(name=user_name))
+        self.redirect(self.hub.base_url + "authorize")
 
 
 _OWN_HANDLERS = {

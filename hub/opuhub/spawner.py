@@ -12,6 +12,8 @@ On top of DockerSpawner:
   and a home of ``home_quota`` bytes (a loop-mounted filesystem under ``homes_dir``, bound on
   /home/jovyan) when the hub can make one (:mod:`opuhub.docker_homes`), else a named volume
   per user; the container itself has ``remove=True``;
+- a deleted user's host home is archived (:mod:`opuhub.retired_homes`); a named volume older
+  than its user (an earlier user's of that name) is never handed to the new one;
 - ``network_name = "host"`` works: a free port per spawn and ``get_ip_and_port`` overridden
   (DockerSpawner's host mode binds every user to 8888).
 """
@@ -364,17 +366,19 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
             self.log.warning("disk: %s", warning)
         return home
 
-    async def _existing_home_volume(self) -> str | None:
+    async def _existing_home_volume(self) -> tuple[str, bool] | None:
+        """This user's named home volume if it exists: (name, made for an earlier user of
+        this name, deleted since)."""
         import docker.errors
 
         name = container_spec.home_volume_name(DockerSpawner.volume_binds.fget(self))
         if name is None:
             return None
         try:
-            await self.docker("inspect_volume", name)
+            info = await self.docker("inspect_volume", name)
         except docker.errors.NotFound:
             return None
-        return name
+        return name, docker_homes.volume_predates(info.get("CreatedAt") or "", self.user.created)
 
     @property
     def volume_binds(self):
@@ -386,15 +390,27 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
         # the home is made before each new container: a size-limited filesystem when the hub
         # can (else the named volume of `volumes`, which Docker creates on first use)
         self._host_home = None
-        if self.home_storage_now().on_host:
-            volume = await self._existing_home_volume()
-            if volume:
+        volume = await self._existing_home_volume()
+        on_host = self.home_storage_now().on_host
+        if volume and volume[1] and not on_host:
+            self.log.error("%s's home volume %s is older than the user: it was an earlier "
+                           "user's; no server", self._log_name, volume[0])
+            raise web.HTTPError(
+                409, f"Your home cannot be set up: the Docker volume {volume[0]} holds the files "
+                f"of an earlier user named {self.user.name}, deleted since. An admin must archive "
+                f"or remove it first (docker volume rm {volume[0]}).")
+        if on_host:
+            if volume and not volume[1]:
                 self.log.warning(
                     "%s keeps the Docker volume %s as home (files from before size-limited "
                     "homes; NOT size-limited): copy its files into %s and remove the volume "
-                    "to move this user to a size-limited home", self._log_name, volume,
+                    "to move this user to a size-limited home", self._log_name, volume[0],
                     self.host_home)
             else:
+                if volume:  # an earlier user's: never given to this one
+                    self.log.warning("%s: the Docker volume %s is older than the user (an "
+                                     "earlier user's files): not used; an admin may remove it",
+                                     self._log_name, volume[0])
                 try:
                     self._host_home = await asyncio.to_thread(self.prepare_host_home)
                 except (OSError, home_quota.HomeQuotaError, usernames.InvalidUsername) as e:
@@ -403,6 +419,24 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
                         500, f"Your home directory could not be prepared: {e}. "
                         "An admin must fix the hub's home settings.") from None
         return await super().create_object()
+
+    async def retire_home(self, stamp: str) -> list[str]:
+        """The user is being deleted (opuhub.retired_homes): archive the size-limited home on
+        the host; a named volume cannot be renamed, so it stays, and later users of the name
+        are refused it (create_object) until an admin removes it."""
+        moved = []
+        homes = Path(self.homes_dir).resolve()
+        name = usernames.home_dir_name(self.user.name)
+        if (homes / name).exists() or home_quota.image_path(homes, name).exists():
+            moved = await asyncio.to_thread(home_quota.archive, homes, name, stamp)
+        volume = await self._existing_home_volume()
+        if volume:
+            self.log.warning(
+                "deleted user %s: their home stays in the Docker volume %s (volumes cannot be "
+                "renamed); a later user named %s gets no server until an admin archives or "
+                "removes it (docker volume rm %s)", self.user.name, volume[0], self.user.name,
+                volume[0])
+        return [str(path) for path in moved]
 
     def kernel_device(self, lease: Lease) -> str:
         return self.container_device

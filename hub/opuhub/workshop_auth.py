@@ -16,6 +16,7 @@ container or a home with the real one.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from concurrent.futures import ThreadPoolExecutor
 from hmac import compare_digest
 
@@ -23,7 +24,7 @@ from jupyterhub.auth import Authenticator
 from jupyterhub.authenticators.shared import SharedPasswordAuthenticator
 from traitlets import Integer, Unicode, default, validate
 
-from . import usernames
+from . import retired_homes, usernames
 from .password_store import MAX_PASSWORD_LENGTH, PasswordStore
 
 
@@ -49,6 +50,14 @@ class UsernameRules(Authenticator):
     def add_user(self, user):
         usernames.validate(user.name)  # InvalidUsername: the API answers 400
         return super().add_user(user)
+
+    async def delete_user(self, user):
+        # before the name is free again: its home and Unix account must not wait there for
+        # whoever is given the name next (opuhub.retired_homes); a failure keeps the user
+        await retired_homes.retire(user, self.log)
+        result = super().delete_user(user)
+        if inspect.isawaitable(result):
+            await result
 
 
 def check_admin_password(expected: str | None, given) -> bool:
@@ -122,7 +131,7 @@ class WorkshopAuthenticator(UsernameRules):
             return {"name": name, "admin": False}
         return None
 
-    def delete_user(self, user):
+    async def delete_user(self, user):
+        await super().delete_user(user)  # the home first: if it stays, so does the account
         # a name created again later must not inherit the old password
         self.store.delete([user.name])
-        return super().delete_user(user)

@@ -315,7 +315,9 @@ def test_a_full_home_is_enospc_for_its_user_and_nobody_else_notices(disk_hub):
 def test_a_home_volume_from_before_is_kept_and_a_home_that_cannot_be_made_fails_clearly(disk_hub):
     hub, client, _ = disk_hub
     veteran, blocked = "diskveteran", "diskblocked"
-    # files of a user from before size-limited homes, in their named volume
+    hub.create_users(veteran, blocked)
+    # files of a user from before size-limited homes, in their named volume (made after the
+    # user: an older volume would be an earlier user's, see test_deleted_names.py)
     volume = client.volumes.create(f"opuhub-home-{veteran}")
     try:
         client.containers.run(IMAGE, ["echo mine > /home/jovyan/old.txt"],
@@ -325,7 +327,6 @@ def test_a_home_volume_from_before_is_kept_and_a_home_that_cannot_be_made_fails_
         # a home directory that already holds files but has no image: never bound unlimited
         (hub.root / "homes" / blocked).mkdir(parents=True)
         (hub.root / "homes" / blocked / "stray.txt").write_text("x")
-        hub.create_users(veteran, blocked)
 
         resp = hub.api("POST", f"/users/{blocked}/server", json={"profile": "simulator"})
         assert resp.status_code == 500, resp.text
