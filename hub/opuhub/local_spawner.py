@@ -172,7 +172,8 @@ class OPULocalSpawner(OPUSpawnerMixin, LocalProcessSpawner):
         server = [str(Path(sys.executable).with_name("jupyterhub-singleuser"))]
         if not self.examples_dir:
             return server
-        return [sys.executable, "-m", "opuhub.singleuser_start", "--examples",
+        # -P: the working directory is the user's home; a module planted there must not run
+        return [sys.executable, "-P", "-m", "opuhub.singleuser_start", "--examples",
                 self.examples_dir, "--", *server]
 
     @property

@@ -128,3 +128,27 @@ def test_a_stopped_server_leaves_no_process_behind(hub, pair):
     wait_for(lambda: not processes_of(attacker_uid), 30, "every process of the account to end")
     time.sleep(0.5)
     assert processes_of(attacker_uid) == []
+
+
+def test_a_kernel_cannot_take_over_its_own_server(hub, pair):
+    """Her server runs as her uid too: were it dumpable, her kernel could ptrace it or write
+    its memory and make it serve pages on the hub's origin (token theft). It is not."""
+    out = hub.execute(VICTIM, pair[VICTIM], (
+        "import ctypes, os, json\n"
+        "server = os.getppid()\n"
+        "libc = ctypes.CDLL(None, use_errno=True)\n"
+        "attach = libc.ptrace(16, server, None, None)\n"  # PTRACE_ATTACH
+        "err = ctypes.get_errno()\n"
+        "if attach == 0:\n"
+        "    os.waitpid(server, 0); libc.ptrace(17, server, None, None)\n"  # let it go again
+        "try:\n"
+        "    open(f'/proc/{server}/mem', 'rb').close(); mem = 'opened'\n"
+        "except OSError as e:\n"
+        "    mem = type(e).__name__\n"
+        "cmd = open(f'/proc/{server}/cmdline').read()\n"
+        "print(json.dumps([attach, err, mem, 'jupyterhub-singleuser' in cmd]))\n"
+    ))
+    attach, err, mem, is_server = json.loads(out["stdout"])
+    assert is_server, out  # the parent really is her server
+    assert attach == -1 and err == 1, out  # EPERM
+    assert mem == "PermissionError", out
