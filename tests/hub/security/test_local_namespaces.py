@@ -152,3 +152,23 @@ def test_a_kernel_cannot_take_over_its_own_server(hub, pair):
     assert is_server, out  # the parent really is her server
     assert attach == -1 and err == 1, out  # EPERM
     assert mem == "PermissionError", out
+
+
+def test_a_module_planted_in_the_home_does_not_replace_the_servers_start(hub, pair):
+    """The start helper runs with the home as working directory: `python -m` would import a
+    planted ~/opuhub/singleuser_start.py first, and with it start the server any way she
+    likes (her own config, her own pages). It runs with -P."""
+    out = hub.execute(VICTIM, pair[VICTIM], (
+        "import os\n"
+        "os.makedirs('opuhub', exist_ok=True)\n"
+        "open('opuhub/__init__.py', 'w').close()\n"
+        "open('opuhub/singleuser_start.py', 'w').write("
+        "\"open(__import__('os').path.expanduser('~/PLANTED_RAN'), 'w').write('1')\\n\")\n"
+        "print('planted')\n"
+    ))
+    assert out["stdout"].strip() == "planted", out
+    hub.stop_server(VICTIM)
+    assert hub.spawn(VICTIM).status_code in (201, 202)
+    pair[VICTIM] = hub.user_token(VICTIM)
+    out = hub.execute(VICTIM, pair[VICTIM], "import os; print(os.path.exists('PLANTED_RAN'))")
+    assert out["stdout"].strip() == "False", out
