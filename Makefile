@@ -9,10 +9,10 @@ STAMP := $(VENV)/.installed
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 
-$(STAMP): $(BIN)/python requirements/dev.txt requirements/ansible.txt requirements/constraints.txt kernel/pyproject.toml hub/pyproject.toml hub/package.json labextension/pyproject.toml labextension/opuhub_lab/labextension/package.json
+$(STAMP): $(BIN)/python requirements/dev.txt requirements/ansible.txt requirements/constraints.txt kernel/pyproject.toml hub/pyproject.toml hub/package.json labextension/pyproject.toml singleuser/pyproject.toml labextension/opuhub_lab/labextension/package.json
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -c requirements/constraints.txt -r requirements/dev.txt
-	$(BIN)/pip install -q -c requirements/constraints.txt --no-deps -e kernel -e hub -e labextension
+	$(BIN)/pip install -q -c requirements/constraints.txt --no-deps -e kernel -e hub -e labextension -e singleuser
 	$(BIN)/python -m opu_kernel.install --sys-prefix
 	$(BIN)/python -m opuhub_lab.install --sys-prefix  # JupyterLab status bar, no news prompt
 	$(BIN)/python -m opuhub.proxy  # configurable-http-proxy from npm into hub/node_modules

@@ -1,17 +1,25 @@
-"""Spawn latency and a workshop burst on the real platform: hub image → DockerSpawner → user
-containers, all on a Docker network this script creates (traffic goes only to those containers).
+"""Spawn latency and a workshop burst on the real platform, ours against the stock baseline, side
+by side in one run: hub image → spawner → user containers, all on a Docker network this script
+creates (traffic goes only to those containers).
 
-    python benchmarks/bench_spawn.py [--latency-runs 10] [--burst 20]
+    python benchmarks/bench_spawn.py [--latency-runs 10] [--burst 30] [--only ours|stock]
 
-Prints: spawn latency with a warm image (request → server ready, median of N); a burst of users
-who log in (API token), spawn and run an OPU cell concurrently (all must succeed; p50/p95 of
-request → cell result); memory per idle user container; image sizes. Needs a Docker engine
-(scripts/ensure-docker) and the images (make images).
+- ours: the hub image as compose runs it (OPUDockerSpawner: admission, fast readiness) and
+  opuhub/singleuser (opuhub-singleuser, pre-started kernel);
+- stock: the same hub image running benchmarks/stock/jupyterhub_config.py (stock DockerSpawner)
+  and an image made here from opuhub/singleuser with the stock entry point and without our
+  server settings (stock `jupyterhub-singleuser`, same base, same Python packages).
+
+Prints, for each and as ratios ours/stock: spawn latency (request → ready, warm image, median,
+runs alternating between the two); login → first OPU cell result for one attendee (token,
+spawn, ready, a kernel and the cell: what a browser does, through the API); a burst of N
+attendees doing that at once (all must succeed; p50/p95); memory per idle user container.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import statistics
 import sys
 import time
@@ -25,13 +33,62 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.images.conftest import LABEL, Containers  # noqa: E402
 from tests.images.hubcontainer import HubContainer, remove_tagged  # noqa: E402
 
+HERE = Path(__file__).resolve().parent
 HUB_IMAGE = "opuhub/hub:latest"
 SINGLEUSER_IMAGE = "opuhub/singleuser:latest"
+STOCK_IMAGE = "opuhub/bench-stock-singleuser:latest"
+STOCK_TOKEN = "bench-stock-" + uuid.uuid4().hex
 CELL = ("import numpy as np\nopu.fit1d(n_features=64)\n"
         "print(opu.transform(np.ones((4, 64), dtype=np.uint8)).shape)")
+STOCK_CELL = ("import numpy as np\nfrom opu_kernel import OPU\nopu = OPU(n_components=100)\n"
+              "opu.fit1d(n_features=64)\n"
+              "print(opu.transform(np.ones((4, 64), dtype=np.uint8)).shape)")
 
 
-def wait_ready(hub: HubContainer, user: str, timeout: float = 300) -> None:
+def stock_image(client) -> str:
+    """opuhub/singleuser with what makes it ours taken away: stock entry point and command,
+    no jupyter_server_config.json of ours (all server extensions, no pre-started kernel)."""
+    dockerfile = f"""FROM {SINGLEUSER_IMAGE}
+USER root
+RUN rm -f /opt/opuhub/venv/etc/jupyter/jupyter_server_config.json
+USER 1000:1000
+ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
+CMD ["jupyterhub-singleuser"]
+"""
+    client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=STOCK_IMAGE, rm=True,
+                        labels={LABEL: "1"})
+    return STOCK_IMAGE
+
+
+class StockHub(HubContainer):
+    """The same hub image, running the stock configuration."""
+
+    def __init__(self, containers, network, tag, burst):
+        super().__init__(containers, HUB_IMAGE, STOCK_IMAGE, network, tag,
+                         binds={str(HERE / "stock"): "/srv/bench"})
+        self.name = self.name.replace("opuhub-test-hub", "opuhub-stock-hub")
+        self.env = {"BENCH_STOCK_IMAGE": STOCK_IMAGE, "BENCH_NETWORK": network.name,
+                    "BENCH_TAG": tag, "BENCH_TOKEN": STOCK_TOKEN,
+                    "BENCH_HUB_CONNECT_URL": f"http://{self.name}:8081",
+                    "BENCH_SPAWN_LIMIT": str(burst + 5)}
+        self.volumes["/var/run/docker.sock"] = {"bind": "/var/run/docker.sock", "mode": "rw"}
+        self.cell = STOCK_CELL
+
+    def start(self, timeout: float = 120):
+        self.client.volumes.create(self.state_volume, labels={LABEL: "1"})
+        self.container = self.containers.run(
+            self.image, ["jupyterhub", "-f", "/srv/bench/jupyterhub_config.py"],
+            name=self.name, hostname=self.name, environment=self.env, volumes=self.volumes,
+            network=self.network.name)
+        self.wait_ready(timeout)
+        return self
+
+    @property
+    def token(self) -> str:
+        return STOCK_TOKEN
+
+
+def wait_ready(hub: HubContainer, user: str, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         model = hub.server_model(user)
@@ -39,33 +96,24 @@ def wait_ready(hub: HubContainer, user: str, timeout: float = 300) -> None:
             return
         if model is None:
             raise RuntimeError(f"{user}'s spawn failed:\n{hub.logs()[-3000:]}")
-        time.sleep(0.2)
+        time.sleep(0.05)
     raise TimeoutError(f"{user}'s server not ready within {timeout}s")
 
 
-def spawn_latency(hub: HubContainer, runs: int, tag: str) -> list[float]:
-    user = f"{tag}-latency"  # the tag in every name lets the clean-up find what the hub made
-    hub.create_users(user)
-    hub.spawn(user)  # first start creates the home volume: not counted
-    hub.stop_server(user)
-    seconds = []
-    for _ in range(runs):
-        start = time.monotonic()
-        response = hub.request_spawn(user)
-        assert response.status_code in (201, 202), response.text
-        wait_ready(hub, user)
-        seconds.append(time.monotonic() - start)
-        hub.stop_server(user)
-    return seconds
-
-
-def one_attendee(hub: HubContainer, user: str) -> float:
+def one_spawn(hub: HubContainer, user: str) -> float:
     start = time.monotonic()
-    token = hub.user_token(user)
     response = hub.request_spawn(user)
     assert response.status_code in (201, 202), response.text
     wait_ready(hub, user)
-    out = hub.execute(user, token, CELL, timeout=300)
+    return time.monotonic() - start
+
+
+def one_attendee(hub: HubContainer, user: str) -> float:
+    """Login (a token), spawn, ready, a kernel and an OPU cell's result."""
+    start = time.monotonic()
+    token = hub.user_token(user)
+    one_spawn(hub, user)
+    out = hub.execute(user, token, getattr(hub, "cell", CELL), timeout=600)
     if out["error"] or out["stdout"].strip() != "(4, 100)":
         raise RuntimeError(f"{user}: {out}")
     return time.monotonic() - start
@@ -77,67 +125,126 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[index]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--latency-runs", type=int, default=10)
-    parser.add_argument("--burst", type=int, default=20)
-    args = parser.parse_args()
-    client = docker.from_env(timeout=300)
-    tag = f"bench{uuid.uuid4().hex[:6]}"
-    network = client.networks.create(f"opuhub-bench-net-{tag}", driver="bridge",
-                                     labels={LABEL: "1"})
-    containers = Containers(client)
-    hub = HubContainer(containers, HUB_IMAGE, SINGLEUSER_IMAGE, network, tag,
-                       env={"OPUHUB_CONCURRENT_SPAWN_LIMIT": str(args.burst + 5),
-                            "OPUHUB_START_TIMEOUT": "300", "OPUHUB_HTTP_TIMEOUT": "300"})
-    try:
-        hub.start()
-        for image in (SINGLEUSER_IMAGE, HUB_IMAGE, "opuhub/base:bookworm"):
-            try:
-                size = client.images.get(image).attrs["Size"] / 1e6
-                print(f"image {image}: {size:.0f} MB")
-            except docker.errors.ImageNotFound:
-                print(f"image {image}: absent")
-        latency = spawn_latency(hub, args.latency_runs, tag)
-        print(f"spawn latency (warm image, request → ready), {len(latency)} runs: median "
-              f"{statistics.median(latency):.2f} s (min {min(latency):.2f}, max "
-              f"{max(latency):.2f})")
-        users = [f"{tag}-attendee-{i:02d}" for i in range(1, args.burst + 1)]
-        hub.create_users(*users)
-        started = time.monotonic()
-        with ThreadPoolExecutor(max_workers=args.burst) as pool:
-            results = list(pool.map(lambda u: _attempt(hub, u), users))
-        wall = time.monotonic() - started
-        durations = [r for r in results if isinstance(r, float)]
-        failures = [r for r in results if not isinstance(r, float)]
-        print(f"burst: {len(durations)}/{len(users)} users logged in, spawned and ran a cell "
-              f"in {wall:.1f} s; per user p50 {percentile(durations, 50):.1f} s, p95 "
-              f"{percentile(durations, 95):.1f} s, max {max(durations):.1f} s")
-        for failure in failures:
-            print(f"  failed: {failure}")
-        time.sleep(10)  # let the servers go idle
-        usage = []
-        for container in client.containers.list(filters={"name": tag}):
-            if container.name == hub.name:
-                continue
-            stats = container.stats(stream=False)
-            memory = stats["memory_stats"]
-            used = memory.get("usage", 0) - memory.get("stats", {}).get("inactive_file", 0)
-            usage.append(used / 2**20)
-        if usage:
-            print(f"idle user containers: {len(usage)}, memory median "
-                  f"{statistics.median(usage):.0f} MiB (after one OPU cell; kernel running)")
-    finally:
-        containers.cleanup(failed=False)
-        remove_tagged(client, tag)
-        network.remove()
-
-
 def _attempt(hub, user):
     try:
         return one_attendee(hub, user)
     except Exception as exc:  # noqa: BLE001 - reported, the other attendees go on
         return f"{user}: {type(exc).__name__}: {exc}"
+
+
+def burst(hub: HubContainer, users: list[str]) -> tuple[list[float], list[str], float]:
+    hub.create_users(*users)
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=len(users)) as pool:
+        results = list(pool.map(lambda u: _attempt(hub, u), users))
+    wall = time.monotonic() - started
+    return ([r for r in results if isinstance(r, float)],
+            [r for r in results if not isinstance(r, float)], wall)
+
+
+def idle_memory(client, hub: HubContainer, prefix: str) -> list[float]:
+    usage = []
+    for container in client.containers.list(filters={"name": prefix}):
+        if container.name == hub.name:
+            continue
+        memory = container.stats(stream=False)["memory_stats"]
+        used = memory.get("usage", 0) - memory.get("stats", {}).get("inactive_file", 0)
+        usage.append(used / 2**20)
+    return usage
+
+
+def line(label: str, ours: float | None, stock: float | None, unit: str = "s") -> None:
+    def fmt(v):
+        return "—" if v is None else f"{v:.2f} {unit}"
+    ratio = f"{ours / stock:.2f}×" if ours and stock else "—"
+    print(f"  {label:<44} ours {fmt(ours):>10}   stock {fmt(stock):>10}   ours/stock {ratio}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-runs", type=int, default=10)
+    parser.add_argument("--burst", type=int, default=30)
+    parser.add_argument("--only", choices=("ours", "stock"))
+    args = parser.parse_args()
+    client = docker.from_env(timeout=600)
+    tag = f"bench{uuid.uuid4().hex[:6]}"
+    network = client.networks.create(f"opuhub-bench-net-{tag}", driver="bridge",
+                                      labels={LABEL: "1"})
+    containers = Containers(client)
+    hubs: dict[str, HubContainer] = {}
+    results: dict[str, dict] = {"ours": {}, "stock": {}}
+    try:
+        if args.only != "stock":
+            hubs["ours"] = HubContainer(
+                containers, HUB_IMAGE, SINGLEUSER_IMAGE, network, tag,
+                env={"OPUHUB_CONCURRENT_SPAWN_LIMIT": str(args.burst + 5),
+                     "OPUHUB_START_TIMEOUT": "600", "OPUHUB_HTTP_TIMEOUT": "600"})
+        if args.only != "ours":
+            stock_image(client)
+            hubs["stock"] = StockHub(containers, network, tag, args.burst)
+        for hub in hubs.values():
+            hub.start()
+        for image in (SINGLEUSER_IMAGE, STOCK_IMAGE, HUB_IMAGE):
+            try:
+                print(f"image {image}: {client.images.get(image).attrs['Size'] / 1e6:.0f} MB")
+            except docker.errors.ImageNotFound:
+                pass
+        # spawn latency, alternating ours/stock so that both see the same machine load
+        latency = {name: [] for name in hubs}
+        first = {name: [] for name in hubs}
+        for hub in hubs.values():
+            user = f"{tag}-latency"
+            hub.create_users(user)
+            one_spawn(hub, user)  # first start creates the home volume: not counted
+            hub.stop_server(user)
+        for _ in range(args.latency_runs):
+            for name, hub in hubs.items():
+                latency[name].append(one_spawn(hub, f"{tag}-latency"))
+                hub.stop_server(f"{tag}-latency")
+        # one attendee: login → first OPU cell (a fresh user each run: a first login)
+        for run in range(3):
+            for name, hub in hubs.items():
+                user = f"{tag}-first-{run}"
+                hub.create_users(user)
+                first[name].append(one_attendee(hub, user))
+                hub.stop_server(user)
+        for name in hubs:
+            results[name]["latency"] = statistics.median(latency[name])
+            results[name]["first"] = statistics.median(first[name])
+            print(f"{name}: spawn latency runs {[round(v, 2) for v in latency[name]]}; "
+                  f"login → first cell {[round(v, 2) for v in first[name]]}")
+        # the bursts, one platform after the other (each gets the whole machine)
+        for name, hub in hubs.items():
+            users = [f"{tag}-{name}-attendee-{i:02d}" for i in range(1, args.burst + 1)]
+            durations, failures, wall = burst(hub, users)
+            results[name].update(
+                ok=len(durations), wall=wall,
+                p50=percentile(durations, 50) if durations else None,
+                p95=percentile(durations, 95) if durations else None)
+            print(f"{name}: burst {len(durations)}/{len(users)} ok in {wall:.1f} s; "
+                  f"per attendee {sorted(round(d, 1) for d in durations)}")
+            for failure in failures:
+                print(f"  {name} failed: {failure}")
+            time.sleep(15)  # let the servers go idle
+            memory = idle_memory(client, hub, f"{tag}-{name}-attendee")
+            results[name]["memory"] = statistics.median(memory) if memory else None
+            for user in users:  # free the machine for the next platform
+                hub.api("DELETE", f"/users/{user}/server")
+            time.sleep(10)
+        ours, stock = results["ours"], results["stock"]
+        print(f"\nside by side ({args.burst} attendees in the burst):")
+        line("spawn latency, request → ready, median", ours.get("latency"), stock.get("latency"))
+        line("login → first OPU cell, one attendee, median", ours.get("first"), stock.get("first"))
+        line(f"burst p50 ({ours.get('ok')}/{stock.get('ok')} ok)", ours.get("p50"),
+             stock.get("p50"))
+        line("burst p95", ours.get("p95"), stock.get("p95"))
+        line("burst, all done", ours.get("wall"), stock.get("wall"))
+        line("idle memory per user container, median", ours.get("memory"), stock.get("memory"),
+             "MiB")
+    finally:
+        containers.cleanup(failed=False)
+        remove_tagged(client, tag)
+        network.remove()
 
 
 if __name__ == "__main__":

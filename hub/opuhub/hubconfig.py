@@ -207,6 +207,7 @@ def configure_spawner(c, settings: Settings, choice: SpawnerChoice) -> None:
     lease.default_n_components = settings.n_components
     lease.simulator_max_n_components = settings.simulator_max_n_components
     lease.simulator_max_work = settings.simulator_max_work
+    lease.start_concurrency = settings.start_concurrency  # a burst waits in line (admission)
     if choice.is_docker:
         c.Spawner.args = singleuser_args(settings, "opu")
         docker = c.OPUDockerSpawner

@@ -25,6 +25,7 @@ from tornado import web
 from traitlets import Float, Integer, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
+from . import admission, readiness
 from .lease import ENDED_SPAWN_FAILED, ENDED_STOPPED, Grant, Lease, LeasePolicy, iso_utc
 from .lease_store import LeaseStore
 from .profiles import (
@@ -121,6 +122,41 @@ class OPUSpawnerMixin(LoggingConfigurable):
         rows x features x components, plus drawing the random matrix; 0 = no cap). 1e13 is
         about 4 to 11 minutes on 2 cores; larger batches get an error saying how to split them.""",
     )
+
+    start_concurrency = Integer(
+        0,
+        config=True,
+        help="""Server starts that run at the same time (0 = one per core of the hub's machine:
+        a start is mostly CPU). Further spawns wait in line, in arrival order, and the spawn
+        page tells each attendee their place; a start's slot is held from before its container
+        or process is created until its server answers. Raise JupyterHub's
+        concurrent_spawn_limit above the largest expected burst: it counts those waiting too,
+        and refuses (429) beyond it.""",
+    )
+    ready_poll_interval = Float(
+        0.05,
+        config=True,
+        help="""First wait, in seconds, between two checks that a new server answers (it grows
+        by half at each check, up to ready_poll_max_interval). The spawner returns only once
+        its server answers, so the hub notices it at once instead of up to seconds late.""",
+    )
+    ready_poll_max_interval = Float(
+        0.5,
+        config=True,
+        help="Longest wait, in seconds, between two checks that a new server answers.",
+    )
+
+    @validate("start_concurrency")
+    def _concurrency_not_negative(self, proposal):
+        if proposal.value < 0:
+            raise ValueError(f"start_concurrency must be >= 0 (0 = one per core), got {proposal.value}")
+        return proposal.value
+
+    @validate("ready_poll_interval", "ready_poll_max_interval")
+    def _positive_interval(self, proposal):
+        if proposal.value <= 0:
+            raise ValueError(f"{proposal.trait.name} must be > 0 seconds, got {proposal.value}")
+        return proposal.value
 
     @validate("lease_max_duration", "lease_warning", "lease_quota")
     def _non_negative(self, proposal):
@@ -271,7 +307,73 @@ class OPUSpawnerMixin(LoggingConfigurable):
     def prepare_profile(self, choice: SpawnChoice, lease: Lease | None) -> None:
         """Hook for subclasses (pick the image, the devices to pass, ...)."""
 
+    # --- admission: a burst waits in line (opuhub.admission) ---------------------------------
+
+    async def run_pre_spawn_hook(self):
+        # JupyterHub awaits this before start() and outside start_timeout: waiting in line
+        # here never times a spawn out
+        self._release_start_slot()
+        limit = self.start_concurrency or admission.default_limit()
+        ticket = admission.STARTS.enter(self._log_name, limit)
+        self._start_ticket = ticket
+        if not ticket.admitted:
+            self.log.info("%s waits to start: number %d in line (%d starting)", self._log_name,
+                          ticket.position, admission.STARTS.starting)
+        await ticket.wait()
+        result = super().run_pre_spawn_hook()
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+    def _release_start_slot(self) -> None:
+        ticket = getattr(self, "_start_ticket", None)
+        if ticket is not None:
+            ticket.release()
+
+    async def progress(self):
+        """The spawn page's messages: the place in line while waiting, then the start."""
+        ticket = getattr(self, "_start_ticket", None)
+        shown = None
+        while ticket is not None and not ticket.admitted and not ticket.released:
+            ticket.changed.clear()  # before reading: a change after the read wakes us
+            position = ticket.position
+            if position != shown:
+                shown = position
+                yield {"progress": 5, "message": admission.line_message(
+                    position, admission.STARTS.starting)}
+                continue
+            try:
+                await asyncio.wait_for(ticket.changed.wait(), timeout=5)
+            except TimeoutError:
+                pass
+        yield {"progress": 20, "message": "Starting your notebook server…"}
+        async for event in super().progress():
+            yield event
+
+    async def _wait_answering(self, start_result):
+        """Return once the server answers (or http_timeout passed: the hub's own check then
+        decides), polling with short intervals (opuhub.readiness)."""
+        server = getattr(self, "server", None)
+        url = readiness.api_url(start_result, server.base_url if server else "/")
+        if url is None:
+            return
+        started = time.monotonic()
+        answered = await readiness.wait_until(
+            lambda: readiness.answers(url), self.http_timeout,
+            first=self.ready_poll_interval, cap=self.ready_poll_max_interval)
+        if answered:
+            self.log.info("%s's server answered %.2fs after its start", self._log_name,
+                          time.monotonic() - started)
+
     async def start(self):
+        try:
+            result = await self._start_with_lease()
+            await self._wait_answering(result)
+            return result
+        finally:
+            self._release_start_slot()  # the next in line goes
+
+    async def _start_with_lease(self):
         choice = self.spawn_choice()
         lease = await self.claim_device(choice)
         self._opu_kernel_env = kernel_env(
@@ -308,6 +410,7 @@ class OPUSpawnerMixin(LoggingConfigurable):
             return None
 
     async def run_post_stop_hook(self):
+        self._release_start_slot()  # a spawn stopped while in line
         # JupyterHub awaits this (maybe_future), so the release runs off the event loop
         ended = await self._release(ENDED_STOPPED)
         if ended is not None:
