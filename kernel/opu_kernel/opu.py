@@ -441,12 +441,16 @@ class Progress:
         # without it; the text bar renders in notebooks and terminals alike.
         from tqdm.std import tqdm
 
+        self._done = 0.0
         self._bar = tqdm(total=1.0, desc=self.label, delay=1.0, leave=False,
                          bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}")
         return self._advance
 
     def _advance(self, fraction: float) -> None:
-        self._bar.update(fraction)
+        # fractions of many small blocks can sum to a hair above 1: tqdm would warn
+        step = min(fraction, max(0.0, 1.0 - self._done))
+        self._done += step
+        self._bar.update(step)
 
     def __exit__(self, *exc_info):
         if self._bar is not None:
