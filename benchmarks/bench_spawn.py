@@ -88,7 +88,8 @@ class StockHub(HubContainer):
         return STOCK_TOKEN
 
 
-def wait_ready(hub: HubContainer, user: str, timeout: float = 600) -> None:
+def wait_ready(hub: HubContainer, user: str, timeout: float = 600,
+               interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         model = hub.server_model(user)
@@ -96,23 +97,25 @@ def wait_ready(hub: HubContainer, user: str, timeout: float = 600) -> None:
             return
         if model is None:
             raise RuntimeError(f"{user}'s spawn failed:\n{hub.logs()[-3000:]}")
-        time.sleep(0.05)
+        time.sleep(interval)
     raise TimeoutError(f"{user}'s server not ready within {timeout}s")
 
 
-def one_spawn(hub: HubContainer, user: str) -> float:
+def one_spawn(hub: HubContainer, user: str, interval: float = 0.05) -> float:
     start = time.monotonic()
     response = hub.request_spawn(user)
     assert response.status_code in (201, 202), response.text
-    wait_ready(hub, user)
+    wait_ready(hub, user, interval=interval)
     return time.monotonic() - start
 
 
-def one_attendee(hub: HubContainer, user: str) -> float:
-    """Login (a token), spawn, ready, a kernel and an OPU cell's result."""
+def one_attendee(hub: HubContainer, user: str, interval: float = 0.05) -> float:
+    """Login (a token), spawn, ready, a kernel and an OPU cell's result. ``interval``: how
+    often the attendee asks whether the server is ready (in a burst, 30 attendees asking every
+    50 ms would load the hub more than the spawns do)."""
     start = time.monotonic()
     token = hub.user_token(user)
-    one_spawn(hub, user)
+    one_spawn(hub, user, interval)
     out = hub.execute(user, token, getattr(hub, "cell", CELL), timeout=600)
     if out["error"] or out["stdout"].strip() != "(4, 100)":
         raise RuntimeError(f"{user}: {out}")
@@ -127,7 +130,7 @@ def percentile(values: list[float], q: float) -> float:
 
 def _attempt(hub, user):
     try:
-        return one_attendee(hub, user)
+        return one_attendee(hub, user, interval=0.5)
     except Exception as exc:  # noqa: BLE001 - reported, the other attendees go on
         return f"{user}: {type(exc).__name__}: {exc}"
 
@@ -142,10 +145,12 @@ def burst(hub: HubContainer, users: list[str]) -> tuple[list[float], list[str], 
             [r for r in results if not isinstance(r, float)], wall)
 
 
-def idle_memory(client, hub: HubContainer, prefix: str) -> list[float]:
+def idle_memory(client, hub: HubContainer, tag: str, platform: str) -> list[float]:
     usage = []
-    for container in client.containers.list(filters={"name": prefix}):
-        if container.name == hub.name:
+    for container in client.containers.list(filters={"name": tag}):
+        # DockerSpawner escapes the user name ("-" → "-2d"): match its words
+        if container.name == hub.name or "attendee" not in container.name \
+                or platform not in container.name:
             continue
         memory = container.stats(stream=False)["memory_stats"]
         used = memory.get("usage", 0) - memory.get("stats", {}).get("inactive_file", 0)
@@ -178,7 +183,11 @@ def main() -> None:
             hubs["ours"] = HubContainer(
                 containers, HUB_IMAGE, SINGLEUSER_IMAGE, network, tag,
                 env={"OPUHUB_CONCURRENT_SPAWN_LIMIT": str(args.burst + 5),
-                     "OPUHUB_START_TIMEOUT": "600", "OPUHUB_HTTP_TIMEOUT": "600"})
+                     "OPUHUB_START_TIMEOUT": "600", "OPUHUB_HTTP_TIMEOUT": "600",
+                     # production intervals, as the stock hub's (the test harness polls every
+                     # second: 30 servers would then queue 30 inspects/s on DockerSpawner's
+                     # one Docker thread, ahead of the creates and starts)
+                     "OPUHUB_POLL_INTERVAL": "30", "OPUHUB_LEASE_CHECK_INTERVAL": "15"})
         if args.only != "ours":
             stock_image(client)
             hubs["stock"] = StockHub(containers, network, tag, args.burst)
@@ -226,7 +235,7 @@ def main() -> None:
             for failure in failures:
                 print(f"  {name} failed: {failure}")
             time.sleep(15)  # let the servers go idle
-            memory = idle_memory(client, hub, f"{tag}-{name}-attendee")
+            memory = idle_memory(client, hub, tag, name)
             results[name]["memory"] = statistics.median(memory) if memory else None
             for user in users:  # free the machine for the next platform
                 hub.api("DELETE", f"/users/{user}/server")

@@ -140,6 +140,16 @@ class OPUSpawnerMixin(LoggingConfigurable):
         by half at each check, up to ready_poll_max_interval). The spawner returns only once
         its server answers, so the hub notices it at once instead of up to seconds late.""",
     )
+    kernel_warm_hold = Float(
+        60.0,
+        config=True,
+        help="""Longest time, in seconds, a start keeps its slot after its server answered,
+        while the server's pre-started kernel warms up (opuhub_singleuser: the image's
+        <base_url>opuhub/prestart says when it is done). The attendee is let in at the answer;
+        only the next start in line waits, so that in a burst the first attendees' kernels
+        and first cells do not share the cores with everyone's start-up. 0 = free the slot
+        at the answer.""",
+    )
     ready_poll_max_interval = Float(
         0.5,
         config=True,
@@ -150,6 +160,12 @@ class OPUSpawnerMixin(LoggingConfigurable):
     def _concurrency_not_negative(self, proposal):
         if proposal.value < 0:
             raise ValueError(f"start_concurrency must be >= 0 (0 = one per core), got {proposal.value}")
+        return proposal.value
+
+    @validate("kernel_warm_hold")
+    def _hold_not_negative(self, proposal):
+        if proposal.value < 0:
+            raise ValueError(f"kernel_warm_hold must be >= 0 seconds, got {proposal.value}")
         return proposal.value
 
     @validate("ready_poll_interval", "ready_poll_max_interval")
@@ -365,13 +381,39 @@ class OPUSpawnerMixin(LoggingConfigurable):
             self.log.info("%s's server answered %.2fs after its start", self._log_name,
                           time.monotonic() - started)
 
+    def _hold_slot_while_kernel_warms(self, start_result) -> bool:
+        """Free this start's slot once the server's pre-started kernel is warm (in the
+        background: the attendee is in already). False when there is nothing to wait for."""
+        ticket = getattr(self, "_start_ticket", None)
+        server = getattr(self, "server", None)
+        url = readiness.api_url(start_result, server.base_url if server else "/",
+                                "opuhub/prestart")
+        if ticket is None or ticket.released or url is None or self.kernel_warm_hold <= 0 \
+                or not self.api_token:
+            return False
+        token = self.api_token
+
+        async def hold():
+            try:
+                await readiness.wait_until(
+                    lambda: readiness.kernel_warm(url, token), self.kernel_warm_hold,
+                    first=self.ready_poll_interval, cap=self.ready_poll_max_interval)
+            finally:
+                ticket.release()  # the next in line goes
+
+        self._kernel_warm_task = asyncio.ensure_future(hold())
+        return True
+
     async def start(self):
+        holding = False
         try:
             result = await self._start_with_lease()
             await self._wait_answering(result)
+            holding = self._hold_slot_while_kernel_warms(result)
             return result
         finally:
-            self._release_start_slot()  # the next in line goes
+            if not holding:
+                self._release_start_slot()  # the next in line goes
 
     async def _start_with_lease(self):
         choice = self.spawn_choice()

@@ -11,6 +11,7 @@ burst), which keeps many waiting spawns from busying the hub's event loop.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable, Iterator
 
@@ -46,12 +47,14 @@ async def answers(url: str) -> bool:
         response = await fetch(url, raise_for_status=False, allow_redirects=False)
     except Exception:  # not listening yet, reset while it starts, ...: not ready
         return False
+    response.release()
     return response.status < 500
 
 
-def api_url(start_result, base_url: str) -> str | None:
-    """The URL the hub checks (``<server>/<base_url>/api``) from what Spawner.start returned:
-    (ip, port) or a URL. None when this wait cannot do the check (https: internal TLS)."""
+def api_url(start_result, base_url: str, path: str = "api") -> str | None:
+    """The URL the hub checks (``<server>/<base_url>/api``; or another ``path``) from what
+    Spawner.start returned: (ip, port) or a URL. None when this wait cannot do the check
+    (https: internal TLS)."""
     if isinstance(start_result, str):
         url = start_result.rstrip("/")
     elif isinstance(start_result, tuple | list) and len(start_result) == 2:
@@ -62,4 +65,26 @@ def api_url(start_result, base_url: str) -> str | None:
         return None
     if not url.startswith("http://"):
         return None
-    return f"{url}/{base_url.strip('/')}/api" if base_url.strip("/") else f"{url}/api"
+    base = base_url.strip("/")
+    return f"{url}/{base}/{path}" if base else f"{url}/{path}"
+
+
+async def kernel_warm(url: str, token: str) -> bool:
+    """True when the server's pre-started kernels are done starting (or it has none, or it
+    does not tell: an image without opuhub_singleuser answers 404), from
+    ``<base_url>opuhub/prestart`` asked with the server's own token."""
+    from jupyterhub.httpclient import fetch
+
+    try:
+        response = await fetch(url, raise_for_status=False, allow_redirects=False,
+                               headers={"Authorization": f"token {token}"})
+    except Exception:
+        return False
+    if response.status == 404:
+        return True
+    if response.status != 200:
+        return False
+    try:
+        return json.loads(await response.text()).get("state") != "starting"
+    except Exception:
+        return False

@@ -20,10 +20,16 @@ other kernel. Enabled in the single-user image's jupyter_server_config.json::
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
+from jupyter_server.base.handlers import APIHandler
 from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+from jupyter_server.utils import url_path_join
+from tornado import web
 from traitlets import Float, Integer, Unicode
+
+STATUS_PATH = "opuhub/prestart"  # below the server's base URL
 
 
 def handover_code(cwd: str | None, session_name: str | None) -> str:
@@ -72,6 +78,15 @@ class PrestartingKernelManager(AsyncMappingKernelManager):
         self._prestart_task: asyncio.Task | None = None
 
     # --- the pool --------------------------------------------------------------------------
+
+    @property
+    def prestart_state(self) -> str:
+        """'off' (none configured), 'starting', or 'done' (ready, or given up: see the log)."""
+        if self.prestart_count <= 0:
+            return "off"
+        if self._prestart_task is None or not self._prestart_task.done():
+            return "starting"
+        return "done"
 
     @property
     def prestart_name(self) -> str:
@@ -167,7 +182,22 @@ class PrestartingKernelManager(AsyncMappingKernelManager):
 # --- the server extension: starts the pool once the server's event loop runs -----------------
 
 
+class PrestartHandler(APIHandler):
+    """``GET <base_url>opuhub/prestart``: whether the pre-started kernels are done starting.
+    The hub's spawner asks it with the server's own token to let the next start in line go
+    only once this one's kernel is warm (opuhub.admission); the owner may read it too."""
+
+    @web.authenticated
+    def get(self):
+        manager = self.kernel_manager
+        state = manager.prestart_state if isinstance(manager, PrestartingKernelManager) else "off"
+        self.set_header("Cache-Control", "no-store")
+        self.finish(json.dumps({"state": state}))
+
+
 def _load_jupyter_server_extension(serverapp):
+    route = url_path_join(serverapp.web_app.settings.get("base_url", "/"), STATUS_PATH)
+    serverapp.web_app.add_handlers(".*$", [(route, PrestartHandler)])
     if not isinstance(serverapp.kernel_manager, PrestartingKernelManager):
         serverapp.log.info("[opuhub] no kernel is pre-started: ServerApp.kernel_manager_class "
                            "is not opuhub_singleuser.kernel_pool.PrestartingKernelManager")

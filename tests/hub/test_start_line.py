@@ -45,14 +45,30 @@ def make_spawner(tmp_path, name="bob", **kw):
 
 
 class Server:
-    """Answers 503 to the first ``refusals`` requests, then 200; counts them."""
+    """Its API answers 503 to the first ``refusals`` requests, then 200 (counted); its
+    opuhub/prestart says "starting" ``warming`` times, then "done" (only with the token)."""
 
-    def __init__(self, refusals: int):
+    def __init__(self, refusals: int, warming: int = 0, token: str = ""):
         self.requests = 0
+        self.prestart_requests = 0
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                if self.path.endswith("/opuhub/prestart"):
+                    if self.headers.get("Authorization") != f"token {token}":
+                        self.send_response(403)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    outer.prestart_requests += 1
+                    state = "starting" if outer.prestart_requests <= warming else "done"
+                    body = f'{{"state": "{state}"}}'.encode()
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 outer.requests += 1
                 self.send_response(503 if outer.requests <= refusals else 200)
                 self.send_header("Content-Length", "0")
@@ -124,6 +140,30 @@ def test_start_returns_once_the_server_answers_and_frees_the_slot(line, tmp_path
         assert await s.start() == server.address
         assert server.requests == 3  # two 503s, then the answer: only then start() returned
         assert line.starting == 0
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        server.close()
+
+
+def test_the_slot_is_held_until_the_servers_kernel_is_warm_the_attendee_is_in_at_once(
+        line, tmp_path, monkeypatch):
+    server = Server(refusals=0, warming=2, token="server-token")
+
+    async def base_start(self):
+        return server.address
+
+    monkeypatch.setattr(MixinSpawner.__mro__[2], "start", base_start)
+
+    async def scenario():
+        s = make_spawner(tmp_path, ready_poll_interval=0.01)
+        s.api_token = "server-token"
+        await s.run_pre_spawn_hook()
+        assert await s.start() == server.address  # the attendee is let in now
+        assert line.starting == 1 and server.prestart_requests < 3  # still warming
+        await asyncio.wait_for(s._kernel_warm_task, 10)
+        assert server.prestart_requests == 3 and line.starting == 0
 
     try:
         asyncio.run(scenario())

@@ -161,6 +161,11 @@ def test_the_first_notebook_gets_the_prestarted_kernel_in_its_folder(server):
     kernel_id = prestarted_id(server.wait_log("[opuhub] pre-started"))
     # nobody's yet: not in the kernel list
     assert server.api("GET", "api/kernels").json() == []
+    # what the hub's spawner asks before letting the next start in line go
+    assert server.api("GET", "opuhub/prestart").json() == {"state": "done"}
+    anonymous = requests.get(server.base + "opuhub/prestart", timeout=30,
+                             allow_redirects=False)
+    assert anonymous.status_code in (302, 403)  # to the hub's login, never the state
 
     assert server.new_session("sub/first.ipynb") == kernel_id
     out, count = server.execute(kernel_id, (
@@ -191,6 +196,7 @@ def test_without_prestarted_kernels_the_server_starts_them_on_demand(tmp_path):
         out, count = s.execute(resp.json()["id"], "print(6 * 7)")
         assert (out.strip(), count) == ("42", 1)
         assert not any("[opuhub] pre-started" in line for line in s.log)
+        assert s.api("GET", "opuhub/prestart").json() == {"state": "off"}
     finally:
         s.stop()
 
