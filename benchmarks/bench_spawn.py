@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import statistics
 import sys
 import time
@@ -187,7 +188,9 @@ def main() -> None:
                      # production intervals, as the stock hub's (the test harness polls every
                      # second: 30 servers would then queue 30 inspects/s on DockerSpawner's
                      # one Docker thread, ahead of the creates and starts)
-                     "OPUHUB_POLL_INTERVAL": "30", "OPUHUB_LEASE_CHECK_INTERVAL": "15"})
+                     "OPUHUB_POLL_INTERVAL": "30", "OPUHUB_LEASE_CHECK_INTERVAL": "15",
+                     # e.g. OPUHUB_START_CONCURRENCY=3 in this script's environment
+                     **{k: v for k, v in os.environ.items() if k.startswith("OPUHUB_")}})
         if args.only != "ours":
             stock_image(client)
             hubs["stock"] = StockHub(containers, network, tag, args.burst)

@@ -18,11 +18,14 @@ from collections import deque
 
 
 def default_limit() -> int:
-    """Starts at a time when none is configured: the cores this hub may use."""
+    """Starts at a time when none is configured: one more than the cores this hub may use (a
+    start also waits for Docker and the disk; measured on 2 cores, 3 at a time finished a
+    30-attendee burst about 13 % sooner than 2)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    return max(1, cores) + 1
 
 
 class Ticket:

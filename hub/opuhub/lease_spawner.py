@@ -126,8 +126,8 @@ class OPUSpawnerMixin(LoggingConfigurable):
     start_concurrency = Integer(
         0,
         config=True,
-        help="""Server starts that run at the same time (0 = one per core of the hub's machine:
-        a start is mostly CPU). Further spawns wait in line, in arrival order, and the spawn
+        help="""Server starts that run at the same time (0 = one per core of the hub's machine,
+        plus one: a start is mostly CPU). Further spawns wait in line, in arrival order, and the spawn
         page tells each attendee their place; a start's slot is held from before its container
         or process is created until its server answers. Raise JupyterHub's
         concurrent_spawn_limit above the largest expected burst: it counts those waiting too,
@@ -159,7 +159,7 @@ class OPUSpawnerMixin(LoggingConfigurable):
     @validate("start_concurrency")
     def _concurrency_not_negative(self, proposal):
         if proposal.value < 0:
-            raise ValueError(f"start_concurrency must be >= 0 (0 = one per core), got {proposal.value}")
+            raise ValueError(f"start_concurrency must be >= 0 (0 = cores + 1), got {proposal.value}")
         return proposal.value
 
     @validate("kernel_warm_hold")

@@ -57,7 +57,7 @@ class Settings:
     last_activity_interval: float = 300.0
     poll_interval: float = 30.0
     concurrent_spawn_limit: int = 100  # spawns pending at once, those waiting in line included
-    start_concurrency: int = 0  # server starts at a time; 0 = one per core (opuhub.admission)
+    start_concurrency: int = 0  # server starts at a time; 0 = cores + 1 (opuhub.admission)
     start_timeout: float = 120.0
     http_timeout: float = 90.0
     n_components: int = 10000

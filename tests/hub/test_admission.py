@@ -91,10 +91,10 @@ def test_a_larger_limit_admits_those_waiting():
     run(scenario())
 
 
-def test_the_default_limit_is_the_cores_this_process_may_use():
+def test_the_default_limit_is_one_more_than_the_cores_this_process_may_use():
     import os
 
-    assert admission.default_limit() == len(os.sched_getaffinity(0))
+    assert admission.default_limit() == len(os.sched_getaffinity(0)) + 1
     assert admission.Admission().limit == admission.default_limit()
 
 
