@@ -9,6 +9,7 @@ the folder is printed at the end of the test output.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shutil
@@ -32,9 +33,14 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"{len(_shots_taken)} PNG(s) of the tests' final states in {SHOTS}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One Chromium for the session; each test gets a fresh context (no shared cookies)."""
+    """One Chromium per test module; each test gets a fresh context (no shared cookies).
+
+    Module scope, not session: while sync_playwright() runs, its asyncio loop is the main
+    thread's running loop, so any later test calling asyncio.run() (the spawner tests) fails, and
+    a second sync_playwright() (tests/hub/security/test_same_origin.py imports this fixture)
+    refuses to start. Stopping Playwright when its module ends leaves no loop behind."""
     if not (shutil.which(CHROMIUM) or Path(CHROMIUM).is_file()):
         pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium (or set OPUHUB_CHROMIUM)")
     from playwright.sync_api import sync_playwright
@@ -44,6 +50,8 @@ def browser():
                                               headless=True)
         yield chromium
         chromium.close()
+    # the loop must be gone now, or every asyncio.run() after this module fails
+    assert asyncio._get_running_loop() is None, "Playwright left its event loop running"
 
 
 def snapshot(page, name: str) -> None:
