@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import hashlib
-import importlib.util
 import os
 import sqlite3
 import sys
@@ -83,10 +82,27 @@ def python_paths() -> list[str]:
     paths = [sys.prefix, sys.base_prefix]
     paths += [p for p in sys.path if p and os.path.isdir(p)]
     paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    for package in ("opu_kernel", "opuhub"):
-        spec = importlib.util.find_spec(package)
-        paths += list(spec.submodule_search_locations or []) if spec else []
+    paths += editable_sources()
     return list(dict.fromkeys(os.path.realpath(p) for p in paths))
+
+
+def editable_sources() -> list[str]:
+    """Source folders of packages installed with ``pip install -e`` (this repository's own:
+    opu_kernel, opuhub, the JupyterLab extension...), which live outside the environment."""
+    import importlib.metadata
+    import json
+    from urllib.parse import unquote, urlparse
+
+    found = []
+    for dist in importlib.metadata.distributions():
+        try:
+            direct = json.loads(dist.read_text("direct_url.json") or "{}")
+        except (OSError, ValueError):
+            continue
+        url = urlparse(direct.get("url", ""))
+        if direct.get("dir_info", {}).get("editable") and url.scheme == "file":
+            found.append(unquote(url.path))
+    return found
 
 
 def refusal(user: str, admin: bool, multi_user: bool, root: bool, os_user: str) -> str | None:

@@ -75,6 +75,8 @@ def test_the_local_spawner_runs_the_sync_as_the_user():
 
     spawner = OPULocalSpawner()
     assert spawner.examples_dir.endswith("notebooks")
-    assert spawner.cmd[1:5] == ["-m", "opuhub.singleuser_start", "--examples", spawner.examples_dir]
+    # -P: the home is the working directory; nothing planted there may stand in for ours
+    assert spawner.cmd[1:6] == ["-P", "-m", "opuhub.singleuser_start", "--examples",
+                                spawner.examples_dir]
     assert spawner.cmd[-1].endswith("jupyterhub-singleuser")
     assert OPULocalSpawner(examples_dir="").cmd[0].endswith("jupyterhub-singleuser")

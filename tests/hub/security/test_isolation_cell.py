@@ -181,11 +181,15 @@ out = {"config": attempt(append, f"{repo}/hub/jupyterhub_config.py"),
 for path in planted:
     out[path] = attempt(create, f"{repo}/{path}")
 writable, entries = [], 0
-# the sandbox may hide the checkout (e.g. under a private /tmp) but keeps the environment
-tops = [repo] if os.path.isdir(repo + "/hub") else []
-for top in tops + ([] if tops and sys.prefix.startswith(repo + "/") else [sys.prefix]):
+# the sandbox may show the checkout only in part (e.g. under a private /tmp) but keeps the
+# hub's environment: walk both, each path once
+seen_paths = set()
+for top in (repo, sys.prefix):
     for root, dirs, files in os.walk(top):
         for path in [root] + [os.path.join(root, f) for f in files]:
+            if path in seen_paths:
+                continue
+            seen_paths.add(path)
             entries += 1
             if not os.path.islink(path) and os.access(path, os.W_OK):
                 writable.append(path)
