@@ -3,6 +3,7 @@ rendering the roles' templates with Ansible's own template engine."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -43,12 +44,30 @@ def defaults() -> dict:
     return yaml.safe_load(DEFAULTS.read_text())
 
 
+# Run in a child interpreter: importing ansible patches process-wide state (sys.intern among
+# others) that breaks torch in any later test of the same pytest process.
+_RENDER = """
+import json, sys
+from pathlib import Path
+import yaml
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+
+job = json.load(sys.stdin)
+variables = {**yaml.safe_load(Path(job["defaults"]).read_text()), "ansible_managed": "Ansible managed",
+             **job["overrides"]}
+templar = Templar(loader=DataLoader(), variables=variables)
+sys.stdout.write(templar.template(trust_as_template(Path(job["template"]).read_text())))
+"""
+
+
 def render(template: Path, **overrides) -> str:
     """Render a role template the way the template module does (Ansible's Templar), with the
-    playbook's defaults and ``overrides``."""
-    from ansible.parsing.dataloader import DataLoader
-    from ansible.template import Templar, trust_as_template
-
-    variables = {**defaults(), "ansible_managed": "Ansible managed", **overrides}
-    templar = Templar(loader=DataLoader(), variables=variables)
-    return templar.template(trust_as_template(template.read_text()))
+    playbook's defaults and ``overrides``, in a child Python so that no ansible module is ever
+    imported into the test process."""
+    job = {"template": str(template), "defaults": str(DEFAULTS), "overrides": overrides}
+    result = subprocess.run([sys.executable, "-c", _RENDER], input=json.dumps(job), env=ansible_env(),
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"rendering {template} failed:\n{result.stderr}"
+    assert "ansible" not in sys.modules, "ansible was imported into the pytest process"
+    return result.stdout
