@@ -18,9 +18,11 @@ Everything created is named opuhub-ansible-test-<tag>… and removed at the end.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import re
+import shlex
 import shutil
 import socket
 import sqlite3
@@ -44,6 +46,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1500)]
 BASE_IMAGE = "opuhub/base:bookworm"
 SOURCE_IMAGES = {"hub": "opuhub/hub:latest", "singleuser": "opuhub/singleuser:latest"}
 LABEL = "opuhub.ansible-test"
+TEST_BACKUP_CONFIG = "/etc/opuhub/backup-test.json"  # on the target
 COMPUTE = (
     "import numpy as np, os\n"
     "x = (np.arange(64) % 3 == 0).astype('uint8')\n"
@@ -440,8 +443,19 @@ def test_backup_then_restore_brings_back_homes_hub_and_lease_databases(deploymen
     _run(d, name, token, f"open('/home/jovyan/kept.txt', 'w').write({marker!r})")
     _add_usage(d, f"before{d.tag}")  # stands for an OPU lease that ended (no OPU here)
 
+    # This machine's Docker engine is shared (other tests, benchmarks): the deployed settings save
+    # every opuhub-home-* volume on it, and a restore replaces them all and removes the containers
+    # using them. The test runs the tool with the deployed settings narrowed to its own users.
+    code, out = d.sh("cat /etc/opuhub/backup.json")
+    assert code == 0, out
+    config = json.loads(out)
+    assert config["home_prefix"] == "opuhub-home-", config
+    config["home_prefix"] = f"opuhub-home-{d.user_prefix}"
+    code, out = d.sh(f"umask 077 && printf %s {shlex.quote(json.dumps(config))} > {TEST_BACKUP_CONFIG}")
+    assert code == 0, out
+
     started = time.monotonic()
-    code, out = d.sh("opuhub-backup create")
+    code, out = d.sh(f"opuhub-backup --config {TEST_BACKUP_CONFIG} create")
     print(f"backup: {time.monotonic() - started:.0f}s")
     assert code == 0, out
     assert f"opuhub-home-{name}" in out and "1 home(s)" in out, out
@@ -458,7 +472,7 @@ def test_backup_then_restore_brings_back_homes_hub_and_lease_databases(deploymen
     d.client.volumes.get(f"opuhub-home-{name}").remove()
 
     started = time.monotonic()
-    code, out = d.sh("opuhub-backup restore latest")
+    code, out = d.sh(f"opuhub-backup --config {TEST_BACKUP_CONFIG} restore latest")
     print(f"restore: {time.monotonic() - started:.0f}s")
     assert code == 0, out
     assert d.client.volumes.get(f"opuhub-home-{name}")  # a fresh volume, filled from the backup
