@@ -3,6 +3,7 @@
     python -m opuhub.accounts create --count 30 [--prefix workshop-] [--csv accounts.csv]
     python -m opuhub.accounts reset workshop-03        # a new password; the old one stops working
     python -m opuhub.accounts delete --count 30
+    python -m opuhub.accounts create --count 30 --prestart   # servers started ahead: a warm pool
 
 Accounts are created through the hub's REST API. With the hub's default authenticator
 (OPUHUB_AUTHENTICATOR=workshop) every account gets a random password of its own, printed as
@@ -11,6 +12,11 @@ the hashes are kept (state/workshop-accounts.sqlite): hand the passwords out now
 again keeps the passwords of existing accounts; reset issues new ones. With
 OPUHUB_AUTHENTICATOR=shared the accounts log in with the shared password
 (state/workshop-password); with native, people sign up instead.
+
+--prestart starts every listed account's server now (in the hub's line of starts, a few at
+a time), so that at the workshop login is instant and a kernel is already warm. Each
+idle server holds about 130 MiB; the idle culler stops them after OPUHUB_CULL_IDLE_SECONDS
+(1 h by default): start them shortly before the room arrives.
 
 Run it next to the hub: the token comes from --token, $JUPYTERHUB_API_TOKEN or the hub's
 state/cli-token, and the password hashes go into the hub's state directory (--state-dir).
@@ -121,6 +127,19 @@ class HubAPI:
             raise RuntimeError(f"could not look up {name} (HTTP {resp.status_code}): {resp.text[:300]}")
         return resp.json()
 
+    def start_server(self, name: str) -> str:
+        """Ask for the account's server: 'started', 'starting' (in line, or still starting)
+        or 'running' (it was already)."""
+        resp = self.request("POST", f"/users/{quote(name)}/server", json={})
+        if resp.status_code == 201:
+            return "started"
+        if resp.status_code == 202:
+            return "starting"
+        if resp.status_code == 400 and "already running" in resp.text:
+            return "running"
+        raise RuntimeError(f"could not start {name}'s server (HTTP {resp.status_code}): "
+                           f"{resp.text[:300]}")
+
     def delete(self, names: list[str]) -> list[str]:
         deleted = []
         for name in names:
@@ -162,8 +181,20 @@ def report_passwords(passwords: dict[str, str], admins: list[str], args) -> None
         print(f"wrote {len(passwords)} row(s) to {args.csv} (mode 0600)", file=sys.stderr)
 
 
+def prestart(api: HubAPI, names: list[str], workers: int = 8) -> dict[str, int]:
+    """Start the servers of ``names`` (a warm pool); returns how many per outcome. The hub
+    admits the starts in turn: asking in parallel only queues them sooner."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        outcomes = list(pool.map(api.start_server, names))
+    return {outcome: outcomes.count(outcome) for outcome in sorted(set(outcomes))}
+
+
 def run(args) -> None:
     api = HubAPI(args.hub_url, find_token(args.token, args.state_dir))
+    if args.prestart and args.action != "create":
+        raise RuntimeError("--prestart goes with create")
     names = args.names
     if args.action == "delete":
         deleted = api.delete(names)
@@ -187,6 +218,11 @@ def run(args) -> None:
     store = open_store(args.state_dir) if kind == WORKSHOP else None
     created, existing = api.create(names)
     print(f"created {len(created)} account(s), {len(existing)} already existed", file=sys.stderr)
+    if args.prestart:
+        counts = prestart(api, names)
+        print("servers: " + ", ".join(f"{n} {outcome}" for outcome, n in counts.items())
+              + " (a warm pool: idle ones are culled after OPUHUB_CULL_IDLE_SECONDS)",
+              file=sys.stderr)
     if kind == WORKSHOP:
         passwords, admins = issue(api, store, names, replace=False)
         report_passwords(passwords, admins, args)
@@ -223,6 +259,9 @@ def main(argv=None) -> int:
     parser.add_argument("--public-url", help="the hub's address for attendees, in the login links "
                                              "(default: --hub-url)")
     parser.add_argument("--token", help="an API token with the admin:users and read:hub scopes")
+    parser.add_argument("--prestart", action="store_true",
+                        help="with create: start the accounts' servers now (a warm pool; the "
+                             "token needs admin:servers, as the hub's cli-token has)")
     parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("OPUHUB_STATE_DIR", "state")))
     args = parser.parse_args(argv)
     try:

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from opuhub.accounts import authenticator_kind, login_url, workshop_usernames
-from tests.hub.hubtest import USER_PASSWORD
+from tests.hub.hubtest import USER_PASSWORD, wait_for
 from tests.hub.security.authflows import issued_passwords
 
 
@@ -108,3 +108,33 @@ def test_password_store_issues_verifies_and_keeps(tmp_path):
     assert store.verify("a", "password-reset") and not store.verify("a", "password-1")
     assert store.delete(["a", "zzz"]) == 1 and store.names() == {"b", "c"}
     assert b"password-" not in (tmp_path / "state" / "accounts.sqlite").read_bytes()
+
+
+@pytest.mark.slow
+def test_prestart_starts_the_accounts_servers_ahead_a_warm_pool(hub):
+    cmd = [sys.executable, "-m", "opuhub.accounts", "create", "--count", "2", "--prefix",
+           "warm-", "--prestart", "--hub-url", hub.url, "--state-dir", str(hub.state)]
+    names = ["warm-01", "warm-02"]
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert "servers: " in result.stderr
+        for name in names:
+            wait_for(lambda name=name: (hub.server_model(name) or {}).get("ready"), 180,
+                     f"{name}'s prestarted server")
+            hub.remember_pid(name)
+        # again: they run already, nothing is started twice
+        again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0 and "servers: 2 running" in again.stderr, again.stderr
+    finally:
+        for name in names:
+            if hub.server_model(name):
+                hub.stop_server(name)
+
+
+def test_prestart_goes_with_create_only(hub):
+    result = subprocess.run(
+        [sys.executable, "-m", "opuhub.accounts", "delete", "nobody-here", "--prestart",
+         "--hub-url", hub.url, "--state-dir", str(hub.state)],
+        capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "--prestart goes with create" in result.stderr
