@@ -19,15 +19,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import http.server
 import json
 import shlex
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -37,51 +34,13 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.images.conftest import LABEL  # noqa: E402
+from tests.singleuser.fake_hub import FakeHubServer  # noqa: E402
 
 USER = "prof"
 TOKEN = "profile-start-token"
 
 
-class FakeHub(http.server.BaseHTTPRequestHandler):
-    """Answers whatever jupyterhub-singleuser asks the hub at start (version check, activity)."""
-
-    def _answer(self):
-        if self.path.startswith("/hub/api/user"):  # the token's owner: the user, allowed in
-            body = json.dumps({"kind": "user", "name": USER, "admin": False, "groups": [],
-                               "scopes": [f"access:servers!user={USER}"]}).encode()
-        else:
-            body = b'{"version": "6.1.1"}'
-        self.send_response(200)
-        self.send_header("X-JupyterHub-Version", "6.1.1")
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args):
-        pass
-
-
-def singleuser_env(hub_url: str) -> dict:
-    prefix = f"/user/{USER}/"
-    return {
-        "JUPYTERHUB_API_TOKEN": TOKEN, "JPY_API_TOKEN": TOKEN,
-        "JUPYTERHUB_CLIENT_ID": f"jupyterhub-user-{USER}",
-        "JUPYTERHUB_API_URL": f"{hub_url}/hub/api",
-        "JUPYTERHUB_ACTIVITY_URL": f"{hub_url}/hub/api/users/{USER}/activity",
-        "JUPYTERHUB_BASE_URL": "/", "JUPYTERHUB_SERVICE_PREFIX": prefix,
-        "JUPYTERHUB_USER": USER, "JUPYTERHUB_SERVER_NAME": "",
-        "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
-        "JUPYTERHUB_OAUTH_SCOPES": json.dumps([f"access:servers!user={USER}"]),
-        "JUPYTERHUB_OAUTH_ACCESS_SCOPES": json.dumps([f"access:servers!user={USER}"]),
-        "JUPYTERHUB_SERVICE_URL": "http://0.0.0.0:8888" + prefix,
-        "JUPYTERHUB_HOST": "", "OPU_BACKEND": "simulator", "OPU_N_COMPONENTS": "100",
-    }
-
-
-def run_kwargs(args, network: str, hub_url: str) -> dict:
+def run_kwargs(args, network: str, hub: FakeHubServer) -> dict:
     volumes = {f"{network}-home": {"bind": "/home/jovyan", "mode": "rw"}}
     for bind in args.bind:
         host, _, target = bind.partition(":")
@@ -89,7 +48,8 @@ def run_kwargs(args, network: str, hub_url: str) -> dict:
     env = dict(item.partition("=")[::2] for item in args.env)
     kwargs = dict(
         volumes=volumes, image=args.image, detach=True, network=network, labels={LABEL: "1"},
-        environment={**singleuser_env(hub_url), **env}, user="1000:1000", cap_drop=["ALL"],
+        environment={**hub.singleuser_env(TOKEN, f"http://0.0.0.0:8888/user/{USER}/"),
+                     "OPU_BACKEND": "simulator", "OPU_N_COMPONENTS": "100", **env}, user="1000:1000", cap_drop=["ALL"],
         security_opt=["no-new-privileges"], read_only=True, pids_limit=512,
         tmpfs={"/tmp": "size=512m", "/var/tmp": "size=512m"}, mem_limit="2g",
         name=f"opuhub-profile-{uuid.uuid4().hex[:8]}",
@@ -154,8 +114,8 @@ def first_cell(base: str) -> float:
             return time.monotonic() - start
 
 
-def one_start(client, args, network, hub_url, extra=None) -> dict:
-    kwargs = run_kwargs(args, network, hub_url)
+def one_start(client, args, network, hub, extra=None) -> dict:
+    kwargs = run_kwargs(args, network, hub)
     kwargs.update(extra or {})
     started = time.monotonic()
     container = client.containers.run(**kwargs)
@@ -193,13 +153,13 @@ def summarize_pyspy(raw: str, top: int = 25) -> None:
         print(f"  {100 * n / total:5.1f}%  {key}")
 
 
-def profile(client, args, network: str, hub_url: str) -> None:
+def profile(client, args, network: str, hub: FakeHubServer) -> None:
     """One more start under py-spy; its raw stacks land in a host folder bound into the
     container (the container's /tmp is a tmpfs that goes with it)."""
     spy = "/usr/local/bin/py-spy-profile"
     out = Path(tempfile.mkdtemp(prefix="opuhub-pyspy-"))
     out.chmod(0o777)  # written by uid 1000 inside
-    kwargs = run_kwargs(args, network, hub_url)
+    kwargs = run_kwargs(args, network, hub)
     # the server only (py-spy needs a Python process to start: opuhub-start is a shell script)
     kwargs["entrypoint"] = ["/usr/bin/tini", "-g", "--", spy, "record", "--subprocesses",
                             "--format", "raw", "--rate", "100", "-o", "/profile/spy.txt",
@@ -242,16 +202,11 @@ def main() -> None:
     net.reload()
     client.volumes.create(f"{net.name}-home", labels={LABEL: "1"})  # the user's home volume
     gateway = net.attrs["IPAM"]["Config"][0]["Gateway"]
-    with socket.socket() as s:
-        s.bind((gateway, 0))
-        port = s.getsockname()[1]
-    server = http.server.ThreadingHTTPServer((gateway, port), FakeHub)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    hub_url = f"http://{gateway}:{port}"
+    hub = FakeHubServer(gateway, USER)
     try:
         one_start(client, argparse.Namespace(**{**vars(args), "kernel": False}), net.name,
-                  hub_url)  # warm the page cache: not counted
-        results = [one_start(client, args, net.name, hub_url) for _ in range(args.runs)]
+                  hub)  # warm the page cache: not counted
+        results = [one_start(client, args, net.name, hub) for _ in range(args.runs)]
         label = "stock jupyterhub-singleuser" if args.stock else args.image
         for key in ("answer_s", "cpu_s", "first_cell_s"):
             values = [r[key] for r in results if key in r]
@@ -259,9 +214,9 @@ def main() -> None:
                 print(f"{label}: {key} median {statistics.median(values):.2f} "
                       f"(min {min(values):.2f}, max {max(values):.2f}) over {len(values)} runs")
         if args.pyspy:
-            profile(client, args, net.name, hub_url)
+            profile(client, args, net.name, hub)
     finally:
-        server.shutdown()
+        hub.close()
         for c in client.containers.list(all=True, filters={"label": LABEL, "name": "opuhub-profile-"}):
             c.remove(force=True)
         net.remove()
