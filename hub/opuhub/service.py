@@ -108,6 +108,10 @@ class Enforcer:
         self.hub = hub
         self.warning = warning
         self.grace = grace
+        # lease -> when its server was first seen missing: a stop in progress releases the
+        # lease itself (post-stop hook, reason "stopped"); only one missing for a whole grace
+        # period is an orphan
+        self._missing_since: dict[tuple[str, float], float] = {}
 
     async def end_with_stop(self, lease: Lease, reason: str) -> None:
         """Stop the holder's server; its stop hook ends the lease with ``reason``. The device
@@ -130,8 +134,15 @@ class Enforcer:
         except Exception as e:
             log.warning("cannot list servers (%s); checking expiry only", e)
             running = None
-        for action in plan_enforcement(leases, now, self.warning, running, self.grace):
+        actions = plan_enforcement(leases, now, self.warning, running, self.grace)
+        missing = {(a.lease.device, a.lease.started_at) for a in actions if a.kind == "orphan"}
+        self._missing_since = {key: self._missing_since.get(key, now) for key in missing}
+        for action in actions:
             lease = action.lease
+            if action.kind == "orphan" and (
+                now - self._missing_since[(lease.device, lease.started_at)] < self.grace
+            ):
+                continue
             if action.kind == "warn":
                 log.warning("OPU lease of %s on %s: %s; the server will be stopped then "
                             "(files are kept)", lease.username, lease.device, action.detail)
