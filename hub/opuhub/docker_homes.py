@@ -15,6 +15,7 @@ exist only in the hub's container. That hub keeps named volumes, not size-limite
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
@@ -159,3 +160,23 @@ def overcommit_warning(homes_dir: Path) -> str | None:
     return (f"the {len(sizes)} homes under {homes_dir} could grow by {missing / gib:.1f} GiB "
             f"but only {available / gib:.1f} GiB are free there: put homes_dir on a filesystem "
             "of its own, or lower OPUHUB_HOME_QUOTA for new users")
+
+
+def read_retired(path: Path) -> dict[str, str]:
+    """Home volumes of deleted users: {volume name: its CreatedAt when its user was deleted}.
+    A volume removed and made anew has another CreatedAt, so it is nobody's leftover."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def record_retired(path: Path, volume: str, created_at: str) -> None:
+    path = Path(path)
+    retired = read_retired(path)
+    retired[volume] = created_at
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(retired, f)
+    os.replace(tmp, path)

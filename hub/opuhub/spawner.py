@@ -378,7 +378,15 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
             info = await self.docker("inspect_volume", name)
         except docker.errors.NotFound:
             return None
-        return name, docker_homes.volume_predates(info.get("CreatedAt") or "", self.user.created)
+        created = info.get("CreatedAt") or ""
+        # a volume recorded when its user was deleted is an earlier user's, whatever the
+        # clocks say (Docker keeps whole seconds: a quick delete and re-create share one)
+        retired = docker_homes.read_retired(self.retired_volumes_file).get(name) == created
+        return name, retired or docker_homes.volume_predates(created, self.user.created)
+
+    @property
+    def retired_volumes_file(self) -> Path:
+        return Path(self.lease_db).resolve().parent / "retired-volumes.json"
 
     @property
     def volume_binds(self):
@@ -431,6 +439,9 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
             moved = await asyncio.to_thread(home_quota.archive, homes, name, stamp)
         volume = await self._existing_home_volume()
         if volume:
+            info = await self.docker("inspect_volume", volume[0])
+            await asyncio.to_thread(docker_homes.record_retired, self.retired_volumes_file,
+                                    volume[0], info.get("CreatedAt") or "")
             self.log.warning(
                 "deleted user %s: their home stays in the Docker volume %s (volumes cannot be "
                 "renamed); a later user named %s gets no server until an admin archives or "

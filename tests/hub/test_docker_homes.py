@@ -62,3 +62,15 @@ def test_overcommitted_homes_are_reported(tmp_path):
         f.truncate(free + 2**30)  # sparse: costs nothing, could grow past the free space
     warning = docker_homes.overcommit_warning(tmp_path)
     assert warning and "1 homes" in warning and "filesystem of its own" in warning
+
+
+def test_retired_volumes_are_recorded_with_their_creation_time(tmp_path):
+    from opuhub.docker_homes import read_retired, record_retired
+
+    path = tmp_path / "retired-volumes.json"
+    assert read_retired(path) == {}
+    record_retired(path, "opuhub-home-dana", "2026-11-29T04:00:00Z")
+    record_retired(path, "opuhub-home-eve", "2026-11-29T04:00:01Z")
+    assert read_retired(path) == {"opuhub-home-dana": "2026-11-29T04:00:00Z",
+                                  "opuhub-home-eve": "2026-11-29T04:00:01Z"}
+    assert (path.stat().st_mode & 0o777) == 0o600
