@@ -399,16 +399,9 @@ class ConcatenatingBitPlanDecoder(BaseTransformer):
 
     @_keeps_input_kind
     def transform(self, X):
-        X = np.asarray(X)
-        _check_ndim(X, type(self).__name__, exactly_2d=True)
-        n_rows, n_out = X.shape
-        if n_rows % self.n_bits:
-            raise ValueError(f"{n_rows} rows are not a whole number of samples of "
-                             f"n_bits={self.n_bits} planes; use the encoder's n_bits")
-        weights = (self.decoding_decay ** np.arange(self.n_bits)).astype(np.float32)
-        planes = X.reshape(n_rows // self.n_bits, self.n_bits, n_out)
+        planes, weights = _weighted_planes(self, X)
         weighted = planes * weights[:, None]
-        return weighted.reshape(n_rows // self.n_bits, self.n_bits * n_out)
+        return weighted.reshape(planes.shape[0], self.n_bits * planes.shape[2])
 
 
 class SeparatedBitPlanEncoder(BaseTransformer):
@@ -649,12 +642,17 @@ class MixingBitPlanDecoder(BaseTransformer):
 
     @_keeps_input_kind
     def transform(self, X):
-        X = np.asarray(X)
-        _check_ndim(X, type(self).__name__, exactly_2d=True)
-        n_rows, n_out = X.shape
-        if n_rows % self.n_bits:
-            raise ValueError(f"{n_rows} rows are not a whole number of samples of "
-                             f"n_bits={self.n_bits} planes; use the encoder's number of bits")
-        weights = (self.decoding_decay ** np.arange(self.n_bits)).astype(np.float32)
-        planes = X.reshape(n_rows // self.n_bits, self.n_bits, n_out)
+        planes, weights = _weighted_planes(self, X)
         return np.einsum("spf,p->sf", planes.astype(np.float32, copy=False), weights)
+
+
+def _weighted_planes(decoder, X):
+    """(samples, planes, outputs) view of bit-plane outputs, and each plane's weight."""
+    X = np.asarray(X)
+    _check_ndim(X, type(decoder).__name__, exactly_2d=True)
+    n_rows, n_out = X.shape
+    if n_rows % decoder.n_bits:
+        raise ValueError(f"{n_rows} rows are not a whole number of samples of "
+                         f"n_bits={decoder.n_bits} planes; use the encoder's n_bits")
+    weights = (decoder.decoding_decay ** np.arange(decoder.n_bits)).astype(np.float32)
+    return X.reshape(n_rows // decoder.n_bits, decoder.n_bits, n_out), weights
