@@ -92,6 +92,12 @@ def recover(settings: Settings) -> str | None:
     return None
 
 
+def login_url(settings) -> str:
+    """Where people log in: with subdomains the hub's pages live at that host (a login at the
+    bind address would leave the cookie on the wrong host)."""
+    return settings.subdomain_host or settings.bind_url
+
+
 def login_help(url: str, state: Path, admins: list[str], workshop_password: str,
                authenticator: str = "workshop") -> str:
     """What `make run` prints: how admins and attendees log in with this authenticator."""
@@ -144,7 +150,7 @@ def main() -> int:
         return 1
     state_secrets = secrets.ensure_secrets(settings.state_dir)
     workshop_password = settings.user_password or state_secrets[secrets.WORKSHOP_PASSWORD]
-    print(login_help(settings.bind_url, settings.state_dir, settings.admins, workshop_password,
+    print(login_help(login_url(settings), settings.state_dir, settings.admins, workshop_password,
                      settings.authenticator), file=sys.stderr, flush=True)
     os.environ["OPUHUB_STATE_DIR"] = str(settings.state_dir)
     os.environ["PATH"] = os.pathsep.join([str(Path(chp).parent), os.environ.get("PATH", "")])

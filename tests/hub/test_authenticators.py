@@ -9,7 +9,7 @@ import requests
 from traitlets.config import Config
 
 from opuhub import hubconfig, usernames
-from opuhub.run import login_help
+from opuhub.run import login_help, login_url
 from opuhub.settings import settings_from_env
 from tests.hub.security.authflows import log_in, logged_in, sign_up
 
@@ -74,3 +74,11 @@ def test_login_help_says_how_to_log_in_with_each_authenticator():
     assert "sign up at http://127.0.0.1:8000/hub/signup" in native
     assert "approves them at http://127.0.0.1:8000/hub/authorize" in native
     assert "admin names cannot be signed up" in native and "pw-shared-1" not in native
+
+
+def test_make_run_points_to_the_subdomain_host_when_there_is_one(tmp_path):
+    plain = settings_from_env({"OPUHUB_STATE_DIR": str(tmp_path / "state")})
+    assert login_url(plain) == plain.bind_url
+    sub = settings_from_env({"OPUHUB_STATE_DIR": str(tmp_path / "state"),
+                             "OPUHUB_SUBDOMAIN_HOST": "http://localhost:8000"})
+    assert login_url(sub) == "http://localhost:8000"
