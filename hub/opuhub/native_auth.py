@@ -192,10 +192,10 @@ class OPUNativeAuthenticator(UsernameRules, NativeAuthenticator):
         return super().create_user(name, password, **kwargs)
 
     async def authenticate(self, handler, data):
-        name = self.normalize_username(data.get("username") or "")
-        password = data.get("password")
-        if not self.validate_username(name) or not isinstance(password, str):
+        fields = self.login_fields(data)
+        if fields is None:
             return None
+        name, password = fields
         if name in self.admin_users:
             return name if check_admin_password(self.admin_password, password) else None
         if self.get_user(name) is None or len(password.encode()) > BCRYPT_MAX_BYTES:

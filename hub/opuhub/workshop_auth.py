@@ -51,6 +51,14 @@ class UsernameRules(Authenticator):
         usernames.validate(user.name)  # InvalidUsername: the API answers 400
         return super().add_user(user)
 
+    def login_fields(self, data) -> tuple[str, str] | None:
+        """(normalised name, password) of a login form, or None when either is unusable."""
+        name = self.normalize_username(data.get("username") or "")
+        password = data.get("password")
+        if not self.validate_username(name) or not isinstance(password, str):
+            return None
+        return name, password
+
     async def delete_user(self, user):
         # before the name is free again: its home and Unix account must not wait there for
         # whoever is given the name next (opuhub.retired_homes); a failure keeps the user
@@ -116,10 +124,10 @@ class WorkshopAuthenticator(UsernameRules):
             self.log.warning("WorkshopAuthenticator.admin_password is not set: admins cannot log in")
 
     async def authenticate(self, handler, data):
-        name = self.normalize_username(data.get("username") or "")
-        password = data.get("password")
-        if not self.validate_username(name) or not isinstance(password, str):
+        fields = self.login_fields(data)
+        if fields is None:
             return None
+        name, password = fields
         if name in self.admin_users:
             if check_admin_password(self.admin_password, password):
                 return {"name": name, "admin": True}
