@@ -5,25 +5,6 @@ They are element for element lightonml's, with the differences listed in
 values raise). ``MixingBitPlanDecoder`` left lightonml in 1.4 but its 1.4.3 notebooks use it.
 """
 
-from ...encoding.base import (
-    BaseTransformer,
-    BinaryThresholdEncoder,
-    ConcatenatedBitPlanEncoder,
-    ConcatenatedFloat32Encoder,
-    ConcatenatingBitPlanDecoder,
-    Float32Encoder,
-    MixingBitPlanDecoder,
-    MultiThresholdEncoder,
-    NoDecoding,
-    NoEncoding,
-    SeparatedBitPlanDecoder,
-    SeparatedBitPlanEncoder,
-    SequentialBaseTwoEncoder,
-    preserve_type,
-)
-
-__all__ = ["BaseTransformer", "BinaryThresholdEncoder", "ConcatenatedBitPlanEncoder",
-           "ConcatenatedFloat32Encoder", "ConcatenatingBitPlanDecoder", "Float32Encoder",
-           "MixingBitPlanDecoder", "MultiThresholdEncoder", "NoDecoding", "NoEncoding",
-           "SeparatedBitPlanDecoder", "SeparatedBitPlanEncoder", "SequentialBaseTwoEncoder",
-           "preserve_type"]
+# the same names as opu_kernel.encoding: one list of them, kept there
+from ...encoding import *  # noqa: F403
+from ...encoding import __all__  # noqa: F401
