@@ -51,21 +51,32 @@ def execute_in_user_kernel(hub_url: str, user: str, token: str, code: str, kerne
     assert resp.status_code == 201, resp.text
     kernel_id = resp.json()["id"]
     ws_url = base.replace("https://", "wss://", 1).replace("http://", "ws://", 1)
-    ws = websocket.create_connection(ws_url + f"/{kernel_id}/channels",
-                                     header=[f"Authorization: token {token}"], timeout=timeout,
-                                     sslopt={"ca_certs": ca_file} if ca_file else None)
+    try:
+        return run_on_kernel(f"{ws_url}/{kernel_id}/channels", token, user, code, timeout,
+                             sslopt={"ca_certs": ca_file} if ca_file else None)
+    finally:
+        requests.delete(f"{base}/{kernel_id}", headers=headers, timeout=30, verify=verify)
+
+
+def run_on_kernel(channels_url: str, token: str, user: str, code: str, timeout: float,
+                  store_history: bool = False, sslopt: dict | None = None) -> dict:
+    """Run ``code`` over a kernel's websocket (``.../api/kernels/ID/channels``) and return
+    {"stdout", "result", "error", "execution_count"} once the reply and the idle status are in."""
+    ws = websocket.create_connection(channels_url, header=[f"Authorization: token {token}"],
+                                     timeout=timeout, sslopt=sslopt)
     try:
         msg_id = uuid.uuid4().hex
         ws.send(json.dumps({
             "header": {"msg_id": msg_id, "username": user, "session": uuid.uuid4().hex,
                        "msg_type": "execute_request", "version": "5.3"},
             "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": False,
+            "content": {"code": code, "silent": False, "store_history": store_history,
                         "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
         }))
-        out = {"stdout": "", "result": None, "error": None}
+        out = {"stdout": "", "result": None, "error": None, "execution_count": None}
+        replied = idle = False
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not (replied and idle):
             msg = json.loads(ws.recv())
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
@@ -76,9 +87,12 @@ def execute_in_user_kernel(hub_url: str, user: str, token: str, code: str, kerne
                 out["result"] = content["data"].get("text/plain")
             elif kind == "error":
                 out["error"] = f"{content['ename']}: {content['evalue']}"
+            elif kind == "execute_reply":
+                out["execution_count"], replied = content.get("execution_count"), True
             elif kind == "status" and content["execution_state"] == "idle":
-                return out
-        raise TimeoutError(f"no reply from {user}'s kernel within {timeout}s")
+                idle = True
+        if not (replied and idle):
+            raise TimeoutError(f"no reply from {user}'s kernel within {timeout}s")
+        return out
     finally:
         ws.close()
-        requests.delete(f"{base}/{kernel_id}", headers=headers, timeout=30, verify=verify)

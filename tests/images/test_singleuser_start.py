@@ -5,14 +5,13 @@ the image needs are on, and a kernel is pre-started (and warmed up) for the firs
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 
 import pytest
 import requests
-import websocket
 
+from tests.helpers import run_on_kernel
 from tests.singleuser.fake_hub import FakeHubServer
 
 from .conftest import HARDENED, LABEL, container_ip, wait_http
@@ -40,30 +39,10 @@ def hub_network(docker_client):
 
 
 def execute(base: str, kernel_id: str, code: str) -> str:
-    ws = websocket.create_connection(
-        base.replace("http://", "ws://") + f"api/kernels/{kernel_id}/channels",
-        header=[f"Authorization: token {TOKEN}"], timeout=120)
-    try:
-        msg_id = uuid.uuid4().hex
-        ws.send(json.dumps({
-            "header": {"msg_id": msg_id, "username": USER, "session": uuid.uuid4().hex,
-                       "msg_type": "execute_request", "version": "5.3"},
-            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-            "content": {"code": code, "silent": False, "store_history": True,
-                        "user_expressions": {}, "allow_stdin": False, "stop_on_error": True}}))
-        out = ""
-        while True:
-            msg = json.loads(ws.recv())
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "stream":
-                out += msg["content"]["text"]
-            elif msg["msg_type"] == "error":
-                raise AssertionError(msg["content"])
-            elif msg["msg_type"] == "execute_reply":
-                return out
-    finally:
-        ws.close()
+    out = run_on_kernel(base.replace("http://", "ws://") + f"api/kernels/{kernel_id}/channels",
+                        TOKEN, USER, code, timeout=120, store_history=True)
+    assert out["error"] is None, out
+    return out["stdout"]
 
 
 def test_the_hubs_command_starts_the_fast_server_with_a_warm_kernel(

@@ -10,13 +10,13 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import requests
-import websocket
 from opuhub_singleuser.kernel_pool import handover_code
+
+from tests.helpers import run_on_kernel
 
 from .fake_hub import FakeHubServer
 
@@ -108,31 +108,11 @@ class Server:
 
     def execute(self, kernel_id: str, code: str) -> tuple[str, int]:
         """(stdout, execution_count of the reply)."""
-        ws = websocket.create_connection(
-            self.base.replace("http://", "ws://") + f"api/kernels/{kernel_id}/channels",
-            header=[f"Authorization: token {TOKEN}"], timeout=60)
-        try:
-            msg_id = uuid.uuid4().hex
-            ws.send(json.dumps({
-                "header": {"msg_id": msg_id, "username": USER, "session": uuid.uuid4().hex,
-                           "msg_type": "execute_request", "version": "5.3"},
-                "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-                "content": {"code": code, "silent": False, "store_history": True,
-                            "user_expressions": {}, "allow_stdin": False,
-                            "stop_on_error": True}}))
-            stdout = ""
-            while True:
-                msg = json.loads(ws.recv())
-                if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                    continue
-                if msg["msg_type"] == "stream":
-                    stdout += msg["content"]["text"]
-                elif msg["msg_type"] == "error":
-                    raise AssertionError(msg["content"])
-                elif msg["msg_type"] == "execute_reply":
-                    return stdout, msg["content"]["execution_count"]
-        finally:
-            ws.close()
+        out = run_on_kernel(self.base.replace("http://", "ws://")
+                            + f"api/kernels/{kernel_id}/channels", TOKEN, USER, code,
+                            timeout=60, store_history=True)
+        assert out["error"] is None, out
+        return out["stdout"], out["execution_count"]
 
     def stop(self):
         self.proc.terminate()
