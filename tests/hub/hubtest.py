@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import requests
@@ -286,6 +287,20 @@ class Hub:
         """Run ``code`` in a new kernel of ``user``'s server, through the proxy."""
         return execute_in_user_kernel(f"http://127.0.0.1:{self.port}", user, token, code,
                                       kernel, timeout)
+
+def docker_spawner_hub(root: Path, deployer_config: str, **settings) -> Hub:
+    """A hub with the Docker spawner on a user network of its own, reached by containers at
+    the network's gateway, whose config file is ``deployer_config`` (it loads ours first with
+    ``load_subconfig``, then adds what a deployer would)."""
+    network = f"opuhub-test-{uuid.uuid4().hex[:8]}"
+    hub = Hub(root, spawner="docker", docker_network=network, **settings)
+    hub.env.pop("OPUHUB_HUB_BIND_URL")  # containers reach the hub at the network's gateway
+    config = root / "jupyterhub_config.py"
+    config.write_text(deployer_config)
+    hub.command = [str(BIN / "jupyterhub"), "-f", str(config)]
+    hub.network = network
+    return hub
+
 
 # Hubs that some test modules need besides the session hub (other settings). Starting a hub
 # takes seconds of mostly waiting, so they are launched together with the session hub (when a

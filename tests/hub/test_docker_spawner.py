@@ -5,11 +5,16 @@ import json
 import os
 import shutil
 import subprocess
-import uuid
 
 import pytest
 
-from tests.hub.hubtest import BIN, CONFIG, Hub, hub_factory, hub_root, launched_hub
+from tests.hub.hubtest import (
+    CONFIG,
+    docker_spawner_hub,
+    hub_factory,
+    hub_root,
+    launched_hub,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -87,16 +92,10 @@ def make_docker_hub(tmp_path_factory):
     node = root / "opu0"
     if subprocess.run(["mknod", str(node), "c", "1", "3"]).returncode:
         return None
-    network = f"opuhub-test-{uuid.uuid4().hex[:8]}"
     # the simulator profile's image is missing on purpose: that spawn must say so
-    hub = Hub(root, spawner="docker", docker_network=network, devices=str(node),
-              image=ABSENT_IMAGE, hardware_image=IMAGE)
-    hub.env.pop("OPUHUB_HUB_BIND_URL")  # containers reach the hub at the network's gateway
-    config = root / "jupyterhub_config.py"
-    config.write_text(DEPLOYER_CONFIG)
-    hub.command = [str(BIN / "jupyterhub"), "-f", str(config)]
+    hub = docker_spawner_hub(root, DEPLOYER_CONFIG, devices=str(node), image=ABSENT_IMAGE,
+                             hardware_image=IMAGE)
     hub.devices = [str(node)]
-    hub.network = network
     return hub
 
 

@@ -15,7 +15,6 @@ import pwd
 import shutil
 import signal
 import subprocess
-import uuid
 from datetime import UTC, datetime
 
 import docker.errors
@@ -24,7 +23,14 @@ import pytest
 from opuhub import home_quota, unix_accounts
 from opuhub.docker_homes import volume_predates
 from opuhub.retired_homes import archive_stamp
-from tests.hub.hubtest import BIN, CONFIG, Hub, hub_factory, hub_root, launched_hub
+from tests.hub.hubtest import (
+    CONFIG,
+    Hub,
+    docker_spawner_hub,
+    hub_factory,
+    hub_root,
+    launched_hub,
+)
 from tests.hub.security.authflows import accounts, issued_passwords, log_in, logged_in, sign_up
 from tests.hub.security.test_auth_signup import admin_session, approve
 from tests.hub.test_docker_spawner import IMAGE, docker_client, unavailable
@@ -223,14 +229,7 @@ def make_volume_hub(tmp_path_factory):
     if docker_client() is None:
         return None
     root = hub_root("deleted-names-docker")
-    network = f"opuhub-test-{uuid.uuid4().hex[:8]}"
-    hub = Hub(root, spawner="docker", docker_network=network, image=IMAGE, hardware_image=IMAGE)
-    hub.env.pop("OPUHUB_HUB_BIND_URL")  # containers reach the hub at the network's gateway
-    config = root / "jupyterhub_config.py"
-    config.write_text(VOLUME_ONLY)
-    hub.command = [str(BIN / "jupyterhub"), "-f", str(config)]
-    hub.network = network
-    return hub
+    return docker_spawner_hub(root, VOLUME_ONLY, image=IMAGE, hardware_image=IMAGE)
 
 
 @pytest.fixture(scope="module")

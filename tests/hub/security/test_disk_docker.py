@@ -15,14 +15,19 @@ hub's proxy, with their own token.
 import json
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import docker.errors
 import pytest
 import requests
 
-from tests.hub.hubtest import BIN, CONFIG, Hub, hub_factory, hub_root, launched_hub
+from tests.hub.hubtest import (
+    CONFIG,
+    docker_spawner_hub,
+    hub_factory,
+    hub_root,
+    launched_hub,
+)
 from tests.hub.test_docker_spawner import IMAGE, docker_client, unavailable
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -140,15 +145,8 @@ def make_disk_hub(tmp_path_factory):
     if docker_client() is None or os.geteuid() != 0 or shutil.which("mkfs.ext4") is None:
         return None
     root = hub_root("disk-docker")
-    network = f"opuhub-test-{uuid.uuid4().hex[:8]}"
-    hub = Hub(root, spawner="docker", docker_network=network, image=IMAGE, hardware_image=IMAGE,
-              home_quota=f"{QUOTA_MIB}M")
-    hub.env.pop("OPUHUB_HUB_BIND_URL")  # containers reach the hub at the network's gateway
-    config = root / "jupyterhub_config.py"
-    config.write_text(SMALL_LIMITS)
-    hub.command = [str(BIN / "jupyterhub"), "-f", str(config)]
-    hub.network = network
-    return hub
+    return docker_spawner_hub(root, SMALL_LIMITS, image=IMAGE, hardware_image=IMAGE,
+                              home_quota=f"{QUOTA_MIB}M")
 
 
 @pytest.fixture(scope="module")
