@@ -75,6 +75,12 @@ def raise_open_files_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def hub_tag(homes_dir: str | os.PathLike) -> str:
+    """Short name of one hub on this host (from its homes directory): the prefix of its
+    users' cgroups, so two hubs on a machine never share or clean up each other's."""
+    return hashlib.sha256(str(Path(homes_dir).resolve()).encode()).hexdigest()[:8]
+
+
 def python_paths() -> list[str]:
     """Where the hub's Python and its packages live: the servers run the same environment, so
     these stay visible in the sandbox (editable installs included: their sources may sit under
@@ -201,9 +207,8 @@ class OPULocalSpawner(OPUSpawnerMixin, LocalProcessSpawner):
         return str(Path(self.homes_dir).resolve() / usernames.home_dir_name(self.user.name))
 
     def cgroup(self) -> cgroups.UserCgroup:
-        # one parent per hub (named after its homes), so two hubs on a machine never share one
-        tag = hashlib.sha256(str(Path(self.homes_dir).resolve()).encode()).hexdigest()[:8]
-        return cgroups.UserCgroup(f"{tag}-{usernames.home_dir_name(self.user.name)}")
+        return cgroups.UserCgroup(
+            f"{hub_tag(self.homes_dir)}-{usernames.home_dir_name(self.user.name)}")
 
     # --- who may start ---------------------------------------------------------------------
 
@@ -336,7 +341,7 @@ def release_host(homes_dir: str | os.PathLike) -> None:
     processes, remove their cgroups, unmount their homes (files stay in the images). For an
     admin retiring a hub, and for tests."""
     homes = Path(homes_dir).resolve()
-    tag = hashlib.sha256(str(homes).encode()).hexdigest()[:8]
+    tag = hub_tag(homes)
     version = cgroups.detect_version()
     if version is not None:
         parents = ([cgroups.ROOT / cgroups.GROUP] if version == 2
