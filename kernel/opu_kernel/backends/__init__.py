@@ -11,7 +11,7 @@ from .simulator import SimulatorBackend
 
 log = logging.getLogger("opu_kernel")
 
-BACKENDS = ("auto", "simulator", "hardware")
+BACKENDS = ("auto", "simulator", "hardware", "shared")
 
 __all__ = ["Acquisition", "Backend", "HardwareBackend", "SimulatorBackend", "BACKENDS",
            "choose_backend", "device_path", "hardware_problems", "make_backend"]
@@ -26,6 +26,9 @@ def choose_backend(requested: str | None = None, device: str | None = None) -> s
                          + ", ".join(repr(b) for b in BACKENDS))
     if choice != "auto":
         return choice
+    if os.environ.get("OPU_BROKER_URL"):
+        # The hub's "Shared OPU" profile: the device is the broker's, reached over the network.
+        return "shared"
     problems = hardware_problems(device)
     if problems:
         log.info("OPU: using the simulator (no hardware: %s)", "; ".join(problems))
@@ -38,5 +41,9 @@ def make_backend(name: str, *, device=None, seed=0, camera="8bit", camera_noise=
     if name == "simulator":
         return SimulatorBackend(seed=seed, camera=camera, camera_noise=camera_noise,
                                 streaming=streaming)
+    if name == "shared":
+        from .shared import SharedBackend
+
+        return SharedBackend(seed=seed, camera=camera, camera_noise=camera_noise)
     return HardwareBackend(device=device, config_file=config_file,
                            config_override=config_override)

@@ -1,0 +1,446 @@
+"""The OPU broker: the one process that drives a device, serving many kernels in turn.
+
+Two threads. The socket thread owns the ZeroMQ ROUTER socket: it authenticates each request
+(:mod:`.protocol`), queues transforms in the :class:`~.scheduler.FairScheduler`, answers
+status, heartbeat and cancel messages at once, drops requests whose kernel stopped sending
+heartbeats, and sends results. The device thread takes slices from the scheduler, runs them
+on the device, holds the device for the timing model's duration, and hands finished requests
+back to the socket thread (ZeroMQ sockets are not thread-safe: only one thread touches
+each).
+
+A malformed, unauthenticated or oversized message is refused to its sender alone (messages
+over ``max_message_bytes`` are cut off by ZeroMQ itself, before they are buffered).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import zmq
+
+from . import protocol
+from .device import Device
+from .scheduler import FairScheduler, Job, QuotaExceeded
+
+log = logging.getLogger("opu_kernel.broker")
+
+ADMIN_USER = "*admin*"
+ADMIN_OPS = ("stats", "reserve", "release")
+
+
+def admin_key(secret: bytes) -> bytes:
+    """The key of the broker's administrator (the hub): derived apart from every user key, so
+    no user name, whatever it is, yields it."""
+    return hmac.new(secret, b"opu-broker/admin-key/v1", hashlib.sha256).digest()
+
+
+@dataclass
+class Limits:
+    max_rows: int = 10_000
+    max_n_features: int = 1140 * 912
+    max_n_components: int = 1920 * 1080
+    max_result_bytes: int = 64 * 2**20
+    max_message_bytes: int = 32 * 2**20
+    max_jobs_per_user: int = 8
+
+    def public(self) -> dict:
+        return {"max_rows": self.max_rows, "max_n_features": self.max_n_features,
+                "max_n_components": self.max_n_components,
+                "max_result_bytes": self.max_result_bytes,
+                "max_message_bytes": self.max_message_bytes}
+
+
+@dataclass
+class Session:
+    """One kernel connection: bound to the user of its first authenticated message."""
+
+    user: str
+    seq: int = 0
+    seen: float = 0.0
+
+
+@dataclass(eq=False)
+class Request:
+    """A transform's broker-side state (``Job.data``)."""
+
+    routing_id: bytes
+    params: dict
+    packed: bytes
+    seen: float
+    result: np.ndarray | None = None
+    done_frames: int = 0
+    saturated: float = 0.0
+    exposure_us: float | None = None
+    frametime_us: float | None = None
+    started: float | None = None
+    error: str | None = None
+    device_s: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+
+class Broker:
+    def __init__(self, device: Device, secret: bytes, bind: str = "tcp://127.0.0.1:5599",
+                 scheduler: FairScheduler | None = None, limits: Limits | None = None,
+                 heartbeat_s: float = 1.0, client_timeout_s: float = 10.0,
+                 context: zmq.Context | None = None):
+        if len(secret) < 16:
+            raise ValueError("the broker secret must be at least 16 bytes")
+        self.device = device
+        self.secret = secret
+        self.bind = bind
+        self.scheduler = scheduler or FairScheduler()
+        self.limits = limits or Limits()
+        self.heartbeat_s = float(heartbeat_s)
+        self.client_timeout_s = float(client_timeout_s)
+        self.context = context or zmq.Context.instance()
+        self.lock = threading.Condition()
+        self.sessions: dict[bytes, Session] = {}
+        self.jobs: dict[tuple[bytes, str], Job] = {}
+        self.finished: queue.SimpleQueue = queue.SimpleQueue()
+        self.keys: dict[str, bytes] = {ADMIN_USER: admin_key(secret)}
+        self.stopping = threading.Event()
+        self.ready = threading.Event()
+        self.started = time.monotonic()
+        self.device_busy_s = 0.0  # modeled (or measured) time the device spent on frames
+        self.frames_served = 0
+        self.requests_done = 0
+        self.requests_refused = 0
+        self.requests_dropped = 0
+        self.endpoint: str | None = None
+
+    # -- keys ---------------------------------------------------------------------------
+    def key(self, user: str) -> bytes:
+        key = self.keys.get(user)
+        if key is None:
+            if len(self.keys) > 100_000:  # a flood of made-up names must not grow memory
+                self.keys = {ADMIN_USER: self.keys[ADMIN_USER]}
+            key = self.keys[user] = protocol.user_key(self.secret, user)
+        return key
+
+    # -- running ------------------------------------------------------------------------
+    def serve_forever(self) -> None:
+        """Open the device, bind, serve until :meth:`stop`; closes everything on the way out."""
+        self.device.open()
+        sock = self.context.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.ROUTER_MANDATORY, 1)  # a send to a gone kernel raises: drop it
+        sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, 1000)
+        sock.setsockopt(zmq.RCVHWM, 1000)
+        wake_in = self.context.socket(zmq.PAIR)
+        wake_out = self.context.socket(zmq.PAIR)
+        name = f"inproc://opu-broker-wake-{id(self)}"
+        wake_in.bind(name)
+        wake_out.connect(name)
+        self._wake = wake_out
+        self._wake_lock = threading.Lock()
+        worker = threading.Thread(target=self._device_loop, name="opu-broker-device",
+                                  daemon=True)
+        try:
+            sock.bind(self.bind)
+            self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            worker.start()
+            log.info("OPU broker serving %s on %s", self.device.describe(), self.endpoint)
+            self.ready.set()
+            self._socket_loop(sock, wake_in)
+        finally:
+            self.stopping.set()
+            with self.lock:
+                self.lock.notify_all()
+            if worker.is_alive():
+                worker.join(timeout=30)
+            for s in (sock, wake_in, wake_out):
+                s.close(linger=0)
+            self.device.close()
+            self.ready.set()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        with self.lock:
+            self.lock.notify_all()
+
+    def _socket_loop(self, sock, wake_in) -> None:
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(wake_in, zmq.POLLIN)
+        next_sweep = time.monotonic()
+        while not self.stopping.is_set():
+            events = dict(poller.poll(100))
+            if wake_in in events:
+                while wake_in.poll(0):
+                    wake_in.recv()
+            if sock in events:
+                for _ in range(100):  # then look at finished work too
+                    try:
+                        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
+                    except zmq.Again:
+                        break
+                    self._handle(sock, frames)
+            while True:
+                try:
+                    job = self.finished.get_nowait()
+                except queue.Empty:
+                    break
+                self._reply_result(sock, job)
+            now = time.monotonic()
+            if now >= next_sweep:
+                self._sweep(now)
+                next_sweep = now + min(1.0, self.client_timeout_s / 4)
+
+    # -- requests -----------------------------------------------------------------------
+    def _handle(self, sock, frames) -> None:
+        routing_id = bytes(frames[0].buffer)
+        try:
+            header, raw, mac, payload = protocol.split(frames[1:])
+            op, user, seq = protocol.check_envelope(header)
+            protocol.verify(self.key(user), protocol.REQUEST, raw, mac, payload)
+        except protocol.ProtocolError as exc:
+            self.requests_refused += 1
+            self._refuse(sock, routing_id, None, str(exc), None)
+            return
+        key = self.keys[user]
+        request_id = header.get("id")
+        if not isinstance(request_id, str) or len(request_id) > protocol.MAX_ID_CHARS:
+            request_id = None
+        if len(routing_id) != protocol.ROUTING_ID_BYTES:
+            self._refuse(sock, routing_id, key, "connect with a random "
+                         f"{protocol.ROUTING_ID_BYTES}-byte routing id (update opu_kernel)",
+                         request_id)
+            return
+        now = time.monotonic()
+        session = self.sessions.get(routing_id)
+        if session is None:
+            session = self.sessions[routing_id] = Session(user)
+        if session.user != user:
+            self._refuse(sock, routing_id, None, "this connection belongs to another user",
+                         request_id)
+            return
+        if seq <= session.seq:
+            self._refuse(sock, routing_id, key, "replayed or reordered message (sequence "
+                         "number not increasing)", request_id)
+            return
+        session.seq = seq
+        session.seen = now
+        if op in ADMIN_OPS and user != ADMIN_USER:
+            self._refuse(sock, routing_id, key, f"{op} is for the hub only", request_id)
+            return
+        try:
+            reply = getattr(self, f"_op_{op}")(routing_id, user, header, payload, now)
+        except (protocol.ProtocolError, QuotaExceeded, ValueError) as exc:
+            self.requests_refused += 1
+            self._refuse(sock, routing_id, key, str(exc), request_id)
+            return
+        reply.setdefault("status", "ok")
+        reply.update(v=protocol.VERSION, op=op, id=request_id)
+        self._send(sock, routing_id, key, reply)
+
+    def _op_hello(self, routing_id, user, header, payload, now) -> dict:
+        return {"user": user, "limits": self.limits.public(), "heartbeat_s": self.heartbeat_s,
+                "input_shape": list(self.device.input_shape),
+                "output_shape_max": list(self.device.output_shape_max),
+                **self.device.describe()}
+
+    def _op_status(self, routing_id, user, header, payload, now) -> dict:
+        with self.lock:
+            sched = self.scheduler
+            info = {"queue_requests": sched.queued_jobs(), "queue_frames": sched.queued_frames(),
+                    "users_waiting": len(sched.active), "position": sched.position(user),
+                    "weight": sched.weight(user), **sched.share(user)}
+            reservation = sched.reservation_at(sched.clock())
+        if reservation is not None:
+            info["reserved_for"] = reservation.user
+            info["reserved_until"] = time.time() + reservation.end - sched.clock()
+        info["utilisation"] = self.utilisation()
+        info.update(self.device.describe())
+        return info
+
+    def _op_transform(self, routing_id, user, header, payload, now) -> dict:
+        params = protocol.check_transform(header, self.limits.public())
+        if len(payload) != protocol.packed_size(params["rows"], params["n_features"]):
+            protocol.unpack_rows(payload, params["rows"], params["n_features"])  # raises
+        self.device.check(params)
+        key = (routing_id, params["id"])
+        if key in self.jobs:
+            raise protocol.ProtocolError(f"request id {params['id']!r} is already in use")
+        with self.lock:
+            mine = sum(1 for j in self.jobs.values() if j.user == user)
+            if mine >= self.limits.max_jobs_per_user:
+                raise protocol.ProtocolError(
+                    f"{user} already has {mine} requests in flight (at most "
+                    f"{self.limits.max_jobs_per_user})")
+            request = Request(routing_id, params, bytes(payload), now)
+            job = Job(key, user, params["rows"], data=request)
+            self.scheduler.submit(job)
+            self.jobs[key] = job
+            self.lock.notify_all()
+            position = self.scheduler.position(user)
+        return {"status": "queued", "position": position, "heartbeat_s": self.heartbeat_s}
+
+    def _job_of(self, routing_id, header) -> Job | None:
+        return self.jobs.get((routing_id, header.get("id")))
+
+    def _op_ping(self, routing_id, user, header, payload, now) -> dict:
+        job = self._job_of(routing_id, header)
+        if job is None:
+            raise protocol.ProtocolError("unknown request: the broker does not have it (it "
+                                         "restarted, or dropped it after missed heartbeats)")
+        job.data.seen = now
+        with self.lock:
+            position = self.scheduler.position(user)
+        return {"status": "alive", "position": position,
+                "done_frames": job.data.done_frames, "frames": job.frames}
+
+    def _op_cancel(self, routing_id, user, header, payload, now) -> dict:
+        job = self._job_of(routing_id, header)
+        if job is not None:
+            self._drop(job)
+        return {"status": "cancelled", "found": job is not None}
+
+    def _op_stats(self, routing_id, user, header, payload, now) -> dict:
+        with self.lock:
+            served = dict(self.scheduler.served)
+            waiting = list(self.scheduler.active)
+        return {"served_frames": served, "users_waiting": waiting,
+                "frames_served": self.frames_served, "device_busy_s": self.device_busy_s,
+                "uptime_s": time.monotonic() - self.started, "utilisation": self.utilisation(),
+                "requests_done": self.requests_done, "requests_refused": self.requests_refused,
+                "requests_dropped": self.requests_dropped, "jobs": len(self.jobs)}
+
+    def _op_reserve(self, routing_id, user, header, payload, now) -> dict:
+        holder = protocol.field_str(header, "holder", protocol.MAX_USER_CHARS)
+        start = protocol.field_float(header, "start", 0, 1e11)
+        end = protocol.field_float(header, "end", 0, 1e11)
+        with self.lock:
+            offset = self.scheduler.clock() - time.time()
+            self.scheduler.reserve(holder, start + offset, end + offset)
+            self.lock.notify_all()
+        return {"holder": holder}
+
+    def _op_release(self, routing_id, user, header, payload, now) -> dict:
+        holder = protocol.field_str(header, "holder", protocol.MAX_USER_CHARS)
+        with self.lock:
+            self.scheduler.release(holder)
+            self.lock.notify_all()
+        return {"holder": holder}
+
+    def utilisation(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.device_busy_s / elapsed if elapsed > 0 else 0.0
+
+    # -- replies ------------------------------------------------------------------------
+    def _send(self, sock, routing_id, key, header, payload=b"") -> bool:
+        try:
+            sock.send_multipart([routing_id, *protocol.encode(key, protocol.REPLY, header,
+                                                              payload)],
+                                zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.ZMQError as exc:  # the kernel went away (or stopped reading)
+            log.info("OPU broker: reply to a gone connection dropped (%s)", exc)
+            return False
+
+    def _refuse(self, sock, routing_id, key, reason, request_id) -> None:
+        log.info("OPU broker refused a message: %s", reason)
+        self._send(sock, routing_id, key, {"v": protocol.VERSION, "status": "error",
+                                           "error": reason, "id": request_id})
+
+    def _reply_result(self, sock, job: Job) -> None:
+        request: Request = job.data
+        if self.jobs.pop(job.key, None) is None or job.cancelled and request.error is None:
+            return  # cancelled or dropped meanwhile
+        key = self.key(job.user)
+        header = {"v": protocol.VERSION, "op": "transform", "id": request.params["id"]}
+        if request.error is not None:
+            header.update(status="error", error=request.error)
+            self._send(sock, request.routing_id, key, header)
+            return
+        result = request.result
+        header.update(status="done", shape=list(result.shape), dtype=result.dtype.name,
+                      exposure_us=request.exposure_us, frametime_us=request.frametime_us,
+                      saturated=request.saturated / max(1, result.size) if
+                      request.exposure_us is not None else None,
+                      wait_s=round(request.started - request.seen, 6) if request.started else 0,
+                      device_s=round(request.device_s, 6))
+        if self._send(sock, request.routing_id, key, header, result.data):
+            self.requests_done += 1
+
+    def _drop(self, job: Job) -> None:
+        with self.lock:
+            self.scheduler.cancel(job)
+        self.jobs.pop(job.key, None)
+
+    def _sweep(self, now: float) -> None:
+        """Drop requests whose kernel stopped sending heartbeats (it died, or was cut off),
+        and forget idle connections."""
+        for job in [j for j in self.jobs.values()
+                    if now - j.data.seen > self.client_timeout_s]:
+            log.info("OPU broker: dropping %s's request: no heartbeat for %.0f s", job.user,
+                     now - job.data.seen)
+            self.requests_dropped += 1
+            self._drop(job)
+        idle = 3600.0
+        for routing_id in [r for r, s in self.sessions.items() if now - s.seen > idle]:
+            del self.sessions[routing_id]
+
+    # -- the device thread ----------------------------------------------------------------
+    def _device_loop(self) -> None:
+        free_at = time.monotonic()
+        while not self.stopping.is_set():
+            with self.lock:
+                piece = self.scheduler.next_slice()
+                if piece is None:
+                    self.lock.wait(0.05)  # reservations begin and end with time, too
+                    continue
+            job, request = piece.job, piece.job.data
+            started = time.monotonic()
+            if request.started is None:
+                request.started = started
+            try:
+                rows = protocol.unpack_rows(
+                    request.packed[piece.start * ((request.params["n_features"] + 7) // 8):
+                                   piece.stop * ((request.params["n_features"] + 7) // 8)],
+                    piece.frames, request.params["n_features"])
+                acquisition = self.device.run(request.params, rows)
+                output = acquisition.output
+                if request.result is None:
+                    request.result = np.empty((job.frames, output.shape[1]), output.dtype)
+                request.result[piece.start:piece.stop] = output
+                if acquisition.saturated is not None:
+                    request.saturated += acquisition.saturated * output.size
+                request.exposure_us = acquisition.exposure_us
+                request.frametime_us = acquisition.frametime_us
+            except Exception as exc:  # noqa: BLE001 - one bad request must not stop the device
+                log.warning("OPU broker: %s's request failed: %s", job.user, exc)
+                request.error = f"the device failed this request: {type(exc).__name__}: {exc}"
+                with self.lock:
+                    self.scheduler.cancel(job)
+                self._finish(job)
+                continue
+            if self.device.frame_s is not None:
+                # The timing model: the device is busy frames × frame_s from when it was free.
+                start = max(free_at, started)
+                free_at = start + piece.frames * self.device.frame_s
+                pause = free_at - time.monotonic()
+                if pause > 0:
+                    self.stopping.wait(pause)
+                busy = piece.frames * self.device.frame_s
+            else:
+                free_at = time.monotonic()
+                busy = free_at - started
+            self.device_busy_s += busy
+            self.frames_served += piece.frames
+            request.device_s += busy
+            request.done_frames += piece.frames
+            if request.done_frames >= job.frames:
+                self._finish(job)
+
+    def _finish(self, job: Job) -> None:
+        self.finished.put(job)
+        with self._wake_lock:
+            self._wake.send(b"", zmq.NOBLOCK)
