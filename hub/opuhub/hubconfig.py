@@ -1,26 +1,28 @@
-"""Turn :class:`~opuhub.settings.Settings` into JupyterHub traitlets config.
+"""Turn :class:`~opuhub.settings.Settings` into JupyterHub traitlets config: settings in, config out.
 
-Called from ``hub/jupyterhub_config.py``. Everything here is config, not behaviour: the hub,
-the proxy, the authenticator, the spawner and the two hub-managed services (the OPU lease
-service and jupyterhub-idle-culler), each service with a role holding only the scopes it uses.
+``configure(c, settings, host)`` only writes config into ``c``; what it needs to know about the
+machine (secrets, the spawner that runs, the proxy's path, device nodes) comes in ``host``, made
+by :func:`opuhub.host.prepare_host`, which does all the I/O. It sets up the hub, the proxy, the
+authenticator, the spawner and the two hub-managed services (the OPU lease service and
+jupyterhub-idle-culler), each service with a role holding only the scopes it uses.
 """
 
 from __future__ import annotations
 
-import glob
-import os
 import sys
 from pathlib import Path
 
-from . import password_store, secrets, spawner_kind, usernames
+from . import password_store, scopes, secrets, usernames
+from .host import HostFacts, hub_db_path, lease_db_path
 from .profiles import HARDWARE, SIMULATOR
-from .proxy import ensure_chp
-from .settings import Settings
-from .spawner_choice import SpawnerChoice, choose_spawner, probe_docker
+from .settings import Settings, settings_env
+from .spawner_choice import SpawnerChoice
 
 LEASE_SERVICE = "opu-lease"
 CULLER_SERVICE = "idle-culler"
 CLI_SERVICE = "opuhub-cli"
+
+TUTOR_ROLE = "opu-tutor"
 
 # what each service may do, and nothing more
 LEASE_SERVICE_SCOPES = ["list:users", "read:servers", "delete:servers"]
@@ -35,15 +37,6 @@ CLI_SCOPES = [
     "access:servers",
     f"access:services!service={LEASE_SERVICE}",
 ]
-
-
-def _log(message: str) -> None:
-    # the hub's logging is not set up yet while its config file runs
-    print(f"[opuhub] {message}", file=sys.stderr, flush=True)
-
-
-def lease_db_path(settings: Settings) -> Path:
-    return settings.state_dir / "opu_leases.sqlite"
 
 
 def singleuser_args(settings: Settings, default_kernel: str | None) -> list[str]:
@@ -63,24 +56,12 @@ def singleuser_args(settings: Settings, default_kernel: str | None) -> list[str]
     return args
 
 
-def local_default_kernel() -> str | None:
-    """'opu' when the OPU kernel is installed in this environment."""
-    try:
-        from jupyter_client.kernelspec import KernelSpecManager
-
-        return "opu" if "opu" in KernelSpecManager().find_kernel_specs() else None
-    except Exception:
-        return None
+# what the lease service reads from the same OPUHUB_* variables as the hub (opuhub.settings)
+LEASE_SERVICE_SETTINGS = ("state_dir", "devices", "lease_warning_seconds", "lease_grace_seconds",
+                          "lease_check_interval", "timezone", "metrics_public")
 
 
-def device_list(settings: Settings) -> list[str]:
-    """OPUHUB_DEVICES, or every /dev/opu* node now; the spawner and the service share it."""
-    if settings.devices is not None:
-        return settings.devices
-    return sorted(glob.glob("/dev/opu*"))
-
-
-def services(settings: Settings, hub_pid: int | None = None) -> list[dict]:
+def services(settings: Settings, host: HostFacts, hub_pid: int | None = None) -> list[dict]:
     """The hub-managed services. Each runs through :mod:`opuhub.lifeline`, bound to the hub
     process (``hub_pid``, default: this one, since the config file runs inside the hub): a
     hub killed with SIGKILL takes them along, so a restart never finds them still running.
@@ -88,16 +69,8 @@ def services(settings: Settings, hub_pid: int | None = None) -> list[dict]:
     from .lifeline import lifeline_command
 
     marker = {"OPUHUB_STATE_DIR": str(settings.state_dir)}
-    lease_env = {
-        **marker,
-        "OPUHUB_DEVICES": ",".join(device_list(settings)),
-        "OPUHUB_LEASE_GRACE_SECONDS": str(settings.lease_grace_seconds),
-        "OPUHUB_LEASE_DB": str(lease_db_path(settings)),
-        "OPUHUB_LEASE_WARNING_SECONDS": str(settings.lease_warning_seconds),
-        "OPUHUB_LEASE_CHECK_INTERVAL": str(settings.lease_check_interval),
-        "OPUHUB_TIMEZONE": settings.timezone,
-        "OPUHUB_METRICS_PUBLIC": "1" if settings.metrics_public else "0",
-    }
+    lease_env = settings_env(settings, LEASE_SERVICE_SETTINGS)
+    lease_env["OPUHUB_DEVICES"] = ",".join(host.devices)  # the nodes found, not the pattern
     result = [
         {
             "name": LEASE_SERVICE,
@@ -105,10 +78,11 @@ def services(settings: Settings, hub_pid: int | None = None) -> list[dict]:
             "command": lifeline_command([sys.executable, "-m", "opuhub.service"], hub_pid),
             "environment": lease_env,
             "oauth_no_confirm": True,
+            # a browser's token for the service carries these when its user holds them
+            "oauth_client_allowed_scopes": [scopes.REVOKE, scopes.READ_USAGE, "read:metrics"],
             "display": True,
         },
-        {"name": CLI_SERVICE, "api_token": secrets.read_or_create(
-            settings.state_dir / secrets.CLI_TOKEN, secrets.token)},
+        {"name": CLI_SERVICE, "api_token": host.secrets[secrets.CLI_TOKEN]},
     ]
     if settings.cull_idle_seconds > 0:
         result.append(
@@ -134,6 +108,13 @@ def roles(settings: Settings) -> list[dict]:
     result = [
         # every user may read the lease API (their own usage, who holds the OPU)
         {"name": "user", "scopes": ["self", f"access:services!service={LEASE_SERVICE}"]},
+        # the admins and tutors of the settings revoke leases and read usage (JupyterHub's admin
+        # role cannot be extended; admins made later in the admin page may revoke through
+        # their delete:servers, see opuhub.service). A deployer grants the scopes to a group
+        # with a role of their own in jupyterhub_config.d.
+        {"name": TUTOR_ROLE, "description": "Revoke OPU leases and read everyone's OPU usage.",
+         "scopes": [scopes.REVOKE, scopes.READ_USAGE],
+         "users": sorted(set(settings.admins) | set(settings.lease_tutors))},
         {"name": "opu-lease-service", "scopes": LEASE_SERVICE_SCOPES, "services": [LEASE_SERVICE]},
         {"name": "opuhub-cli", "scopes": CLI_SCOPES, "services": [CLI_SERVICE]},
     ]
@@ -180,24 +161,26 @@ def configure_auth(c, settings: Settings, state_secrets: dict) -> None:
         c.Authenticator.allow_all = True  # approval is NativeAuthenticator's allow-list
 
 
-def configure_branding(c, settings: Settings) -> None:
+def configure_branding(c, devices: list[str]) -> None:
     """The platform's name, logo and introduction on the hub's pages (opuhub.branding): our
     templates go before any the authenticator brought (NativeAuthenticator's)."""
     from . import branding
 
     existing = c.JupyterHub.template_paths if "template_paths" in c.JupyterHub else []
     c.JupyterHub.template_paths = branding.template_paths(list(existing))
-    c.JupyterHub.template_vars = branding.template_vars(len(device_list(settings)))
+    c.JupyterHub.template_vars = branding.template_vars(len(devices))
     c.JupyterHub.logo_file = str(branding.LOGO_FILE)
 
 
-def configure_spawner(c, settings: Settings, choice: SpawnerChoice) -> None:
+def configure_spawner(c, settings: Settings, host: HostFacts) -> list[str]:
+    """The spawner's config; returns the lines the hub logs about it."""
+    choice: SpawnerChoice = host.choice
     c.JupyterHub.spawner_class = choice.class_path
     c.Spawner.start_timeout = int(settings.start_timeout)
     c.Spawner.http_timeout = int(settings.http_timeout)
     c.Spawner.poll_interval = int(max(1, settings.poll_interval))
     lease = c.OPUSpawnerMixin
-    lease.devices = device_list(settings)
+    lease.devices = list(host.devices)
     lease.lease_db = str(lease_db_path(settings))
     lease.lease_max_duration = settings.lease_max_seconds
     lease.lease_warning = settings.lease_warning_seconds
@@ -223,17 +206,17 @@ def configure_spawner(c, settings: Settings, choice: SpawnerChoice) -> None:
         docker.home_quota = settings.home_quota
         from .docker_homes import startup_line
 
-        _log(startup_line(settings.home_quota, settings.homes_dir))  # size-limited or not
-    else:
-        c.Spawner.args = singleuser_args(settings, local_default_kernel())
-        local = c.OPULocalSpawner
-        local.homes_dir = str(settings.homes_dir)
-        local.multi_user = choice.multi_user
-        local.home_quota = settings.home_quota
-        local.mem_limit_local = settings.mem_limit
-        local.cpu_limit_local = settings.cpu_limit
-        local.pids_limit_local = settings.pids_limit
-        local.hidden_paths = [str(settings.state_dir)]
+        return [startup_line(settings.home_quota, settings.homes_dir)]  # size-limited or not
+    c.Spawner.args = singleuser_args(settings, host.default_kernel)
+    local = c.OPULocalSpawner
+    local.homes_dir = str(settings.homes_dir)
+    local.multi_user = choice.multi_user
+    local.home_quota = settings.home_quota
+    local.mem_limit_local = settings.mem_limit
+    local.cpu_limit_local = settings.cpu_limit
+    local.pids_limit_local = settings.pids_limit
+    local.hidden_paths = [str(settings.state_dir)]
+    return []
 
 
 def configure_user_origins(c, settings: Settings) -> str:
@@ -251,46 +234,18 @@ def configure_user_origins(c, settings: Settings) -> str:
     return f"user servers: each on an origin of its own, {scheme}://<name>.{host}"
 
 
-def docker_gateway(network: str) -> str:
-    """Create the user network if needed; return its gateway (the host as containers see it)."""
-    import docker
+def configure(c, settings: Settings, host: HostFacts) -> list[str]:
+    """Write the hub's config for ``settings`` on the machine ``host`` describes into ``c``.
 
-    client = docker.from_env(timeout=10)
-    try:
-        try:
-            net = client.networks.get(network)
-        except docker.errors.NotFound:
-            _log(f"creating Docker network {network}")
-            net = client.networks.create(network, driver="bridge")
-            net.reload()
-        return net.attrs["IPAM"]["Config"][0]["Gateway"]
-    finally:
-        client.close()
-
-
-def configure(c, settings: Settings, chp: str | None = None) -> SpawnerChoice:
-    state = secrets.ensure_state_dir(settings.state_dir)
-    state_secrets = secrets.ensure_secrets(state)
-
-    images = [settings.image, settings.hardware_image or settings.image]
-    probe = probe_docker(images) if settings.spawner == "auto" else None
-    choice = choose_spawner(settings.spawner, probe)
-    _log(f"spawner: {choice.reason}")
-    spawner_kind.enforce(settings, choice)  # a kind change must not hide users' files
-
-    hub_bind_url = settings.hub_bind_url or "http://127.0.0.1:8081"
-    if choice.is_docker and settings.docker_network != "host" and not settings.hub_bind_url:
-        # containers on the user network reach the hub at the network's gateway address
-        hub_bind_url = f"http://{docker_gateway(settings.docker_network)}:{settings.hub_port}"
-
+    Pure: no file, process, network or environment is touched (``opuhub.host`` did that).
+    Returns the lines the hub should log about its choices."""
+    state, choice = settings.state_dir, host.choice
+    lines = [f"spawner: {choice.reason}"]
     c.JupyterHub.bind_url = settings.bind_url
-    c.JupyterHub.hub_bind_url = hub_bind_url
+    c.JupyterHub.hub_bind_url = host.hub_bind_url
     if settings.hub_connect_url:  # e.g. the hub's container name on the user network
         c.JupyterHub.hub_connect_url = settings.hub_connect_url
-    db_file = state / "jupyterhub.sqlite"
-    if not db_file.exists():  # SQLite would create it world-readable (token hashes, state)
-        os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
-    c.JupyterHub.db_url = f"sqlite:///{db_file}"
+    c.JupyterHub.db_url = f"sqlite:///{hub_db_path(settings)}"
     c.JupyterHub.cookie_secret_file = str(state / secrets.COOKIE_SECRET)
     c.JupyterHub.pid_file = str(state / "jupyterhub.pid")
     c.JupyterHub.log_level = settings.log_level
@@ -299,34 +254,33 @@ def configure(c, settings: Settings, chp: str | None = None) -> SpawnerChoice:
     c.JupyterHub.concurrent_spawn_limit = settings.concurrent_spawn_limit
     c.JupyterHub.last_activity_interval = int(max(1, settings.last_activity_interval))
     c.JupyterHub.authenticate_prometheus = not settings.metrics_public
+    # API tokens users request: bounded lifetime (their number: opuhub.token_limits)
+    c.JupyterHub.token_expires_in_max_seconds = int(settings.token_max_seconds)
 
-    c.ConfigurableHTTPProxy.command = [chp or ensure_chp(quiet=True)]
+    c.ConfigurableHTTPProxy.command = [host.chp]
     c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings.proxy_api_port}"
-    c.ConfigurableHTTPProxy.auth_token = state_secrets[secrets.PROXY_TOKEN]
+    c.ConfigurableHTTPProxy.auth_token = host.secrets[secrets.PROXY_TOKEN]
     c.ConfigurableHTTPProxy.pid_file = str(state / "proxy.pid")
 
-    configure_auth(c, settings, state_secrets)
-    configure_branding(c, settings)
-    configure_spawner(c, settings, choice)
-    _log(configure_user_origins(c, settings))
-    c.JupyterHub.services = services(settings)
+    configure_auth(c, settings, host.secrets)
+    configure_branding(c, host.devices)
+    lines += configure_spawner(c, settings, host)
+    lines.append(configure_user_origins(c, settings))
+    c.JupyterHub.custom_scopes = dict(scopes.CUSTOM_SCOPES)
+    c.JupyterHub.services = services(settings, host)
     c.JupyterHub.load_roles = roles(settings)
     if settings.cull_idle_seconds and settings.cull_idle_seconds < settings.last_activity_interval + 30:
-        _log(
+        lines.append(
             "warning: the idle-culler timeout is shorter than last_activity_interval + 30 s; "
             "active servers may be culled before their activity reaches the hub"
         )
-    os.environ.setdefault("OPUHUB_STATE_DIR", str(state))
+    return lines
 
-    # --- request size limits: JupyterHub has no setting for them; the HTTPServer it builds
-    # after loading this config refuses oversized bodies (413) before reading them
-    from . import limits
+
+def install_hub_limits(settings: Settings) -> None:
+    """Limits JupyterHub has no setting for, installed into this (the hub's) process: request
+    bodies refused (413) before they are read, and a bounded number of API tokens per user."""
+    from . import limits, token_limits
 
     limits.install(limits.limits_from_settings(settings))
-    # API tokens users request: a short note, a bounded number, a bounded lifetime
-    from . import token_limits
-
     token_limits.install(token_limits.TokenLimits(max_tokens=settings.max_tokens_per_user))
-    c.JupyterHub.token_expires_in_max_seconds = int(settings.token_max_seconds)
-    # ---
-    return choice

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
+from .settings import default_of
+
 UNLIMITED = 0.0
 
 # why a claim was refused; also the label of the refusal metric
@@ -70,10 +72,10 @@ class LeasePolicy:
     All durations in seconds; 0 means "no limit".
     """
 
-    max_duration: float = 4 * 3600.0
-    warning: float = 300.0
-    quota: float = UNLIMITED
-    quota_period: float = 24 * 3600.0
+    max_duration: float = default_of("lease_max_seconds")
+    warning: float = default_of("lease_warning_seconds")
+    quota: float = default_of("quota_seconds")  # 0 = UNLIMITED
+    quota_period: float = default_of("quota_period_seconds")
 
     def __post_init__(self):
         for name in ("max_duration", "warning", "quota"):

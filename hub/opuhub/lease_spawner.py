@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import glob
 import inspect
 import sqlite3
 import time
@@ -26,6 +25,7 @@ from traitlets import Float, Integer, List, Unicode, default, validate
 from traitlets.config import LoggingConfigurable
 
 from . import admission, readiness
+from .devices import DEVICE_GLOB, detect_devices
 from .lease import ENDED_SPAWN_FAILED, ENDED_STOPPED, Grant, Lease, LeasePolicy, iso_utc
 from .lease_store import LeaseStore
 from .profiles import (
@@ -36,7 +36,7 @@ from .profiles import (
     options_from_form,
     parse_user_options,
 )
-from .settings import hub_timezone
+from .settings import default_of, hub_timezone, trait_help
 
 
 @functools.lru_cache(maxsize=8)
@@ -66,12 +66,12 @@ class OPUSpawnerMixin(LoggingConfigurable):
         the hub offers the simulator only.""",
     )
     device_glob = Unicode(
-        "/dev/opu*", config=True, help="Pattern used to auto-detect OPU device nodes."
+        DEVICE_GLOB, config=True, help="Pattern used to auto-detect OPU device nodes."
     )
 
     @default("devices")
     def _detect_devices(self):
-        return sorted(glob.glob(self.device_glob))
+        return detect_devices(self.device_glob)
 
     lease_db = Unicode(
         "opu_leases.sqlite",
@@ -79,59 +79,47 @@ class OPUSpawnerMixin(LoggingConfigurable):
         help="""SQLite file holding leases, usage history and refused claims. Shared with the
         opu-lease service, so both must point at the same file.""",
     )
+    # the traits that mirror an OPUHUB_* setting take its default and help (opuhub.settings)
     lease_max_duration = Float(
-        4 * 3600.0,
-        config=True,
-        help="""Longest a lease may last, in seconds (0 = until the server stops). When it
-        is over, the lease service stops the server (files persist) after a warning.""",
+        default_of("lease_max_seconds"), config=True,
+        help=trait_help("lease_max_seconds", "In seconds; the lease service stops the server."),
     )
     lease_warning = Float(
-        300.0, config=True, help="Seconds before the end of a lease at which the holder is warned."
+        default_of("lease_warning_seconds"), config=True, help=trait_help("lease_warning_seconds")
     )
     lease_quota = Float(
-        0.0,
-        config=True,
-        help="OPU seconds each user may hold a device per `lease_quota_period` (0 = unlimited).",
+        default_of("quota_seconds"), config=True,
+        help=trait_help("quota_seconds", "The period is `lease_quota_period`."),
     )
     lease_quota_period = Float(
-        24 * 3600.0,
-        config=True,
-        help="Length of a quota period in seconds, aligned to the epoch (86400 = a UTC day).",
+        default_of("quota_period_seconds"), config=True, help=trait_help("quota_period_seconds")
     )
-    lease_timezone = Unicode(
-        "",
-        config=True,
-        help="Time zone for times shown to users ('busy until 14:30'); '' = the hub's local zone.",
-    )
+    lease_timezone = Unicode(default_of("timezone"), config=True, help=trait_help("timezone"))
     default_n_components = Integer(
-        10000,
-        config=True,
-        help="Default n_components of the preloaded `opu` (env OPU_N_COMPONENTS).",
+        default_of("n_components"), config=True,
+        help=trait_help("n_components", "The kernel reads it as OPU_N_COMPONENTS."),
     )
     simulator_max_n_components = Integer(
-        2_000_000,
-        config=True,
-        help="""Largest n_components a user's simulated OPU accepts (env
-        OPU_SIMULATOR_MAX_N_COMPONENTS; 0 = no cap). The device itself reads out up to about
-        2 million; larger simulated outputs only hold a core and memory for hours.""",
+        default_of("simulator_max_n_components"), config=True,
+        help=trait_help("simulator_max_n_components", """The kernel reads it as
+        OPU_SIMULATOR_MAX_N_COMPONENTS. The device itself reads out up to about 2 million;
+        larger simulated outputs only hold a core and memory for hours."""),
     )
     simulator_max_work = Float(
-        1e13,
-        config=True,
-        help="""Most multiply-adds one simulated transform may take (env OPU_SIMULATOR_MAX_WORK;
-        rows x features x components, plus drawing the random matrix; 0 = no cap). 1e13 is
-        about 4 to 11 minutes on 2 cores; larger batches get an error saying how to split them.""",
+        default_of("simulator_max_work"), config=True,
+        help=trait_help("simulator_max_work", """The kernel reads it as OPU_SIMULATOR_MAX_WORK:
+        rows x features x components, plus drawing the random matrix; larger batches get an
+        error saying how to split them."""),
     )
 
     start_concurrency = Integer(
-        0,
+        default_of("start_concurrency"),
         config=True,
-        help="""Server starts that run at the same time (0 = one per core of the hub's machine,
-        plus one: a start is mostly CPU). Further spawns wait in line, in arrival order, and the spawn
-        page tells each attendee their place; a start's slot is held from before its container
-        or process is created until its server answers. Raise JupyterHub's
+        help=trait_help("start_concurrency", """A start is mostly CPU. The spawn page tells each
+        attendee waiting their place; a start's slot is held from before its container or
+        process is created until its server answers. Raise JupyterHub's
         concurrent_spawn_limit above the largest expected burst: it counts those waiting too,
-        and refuses (429) beyond it.""",
+        and refuses (429) beyond it."""),
     )
     ready_poll_interval = Float(
         0.05,

@@ -58,23 +58,6 @@ def sandbox_command(account: unix_accounts.Account, home: Path, cgroup_dirs: lis
 KERNEL_IPC_PATH = "/tmp/.opuhub-kernel"  # /tmp is the server's own (opuhub.sandbox)
 
 
-def raise_open_files_limit() -> None:
-    """The hub and its proxy hold a socket per connection; users get far fewer each
-    (opuhub.sandbox --nofile), so a connection flood from one of them cannot starve the hub."""
-    import resource
-
-    try:
-        ceiling = int(Path("/proc/sys/fs/nr_open").read_text())
-    except (OSError, ValueError):
-        ceiling = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < ceiling:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (ceiling, max(hard, ceiling)))
-        except (ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 def hub_tag(homes_dir: str | os.PathLike) -> str:
     """Short name of one hub on this host (from its homes directory): the prefix of its
     users' cgroups, so two hubs on a machine never share or clean up each other's."""
@@ -222,7 +205,6 @@ class OPULocalSpawner(OPUSpawnerMixin, LocalProcessSpawner):
 
     def prepare_account(self) -> tuple[unix_accounts.Account, list[Path]]:
         """Account, home and cgroup of this user (blocking I/O: runs in a thread)."""
-        raise_open_files_limit()
         homes = Path(self.homes_dir).resolve()
         homes.mkdir(parents=True, exist_ok=True)
         os.chmod(homes, 0o711)  # users may enter their own home, not list the others

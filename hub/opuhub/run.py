@@ -1,7 +1,9 @@
 """Start OPU Hub on this machine: ``python -m opuhub.run`` (what ``make run`` does).
 
-1. installs configurable-http-proxy with npm if it is missing (into hub/node_modules),
-2. generates the secrets once into ./state (0700 directory, 0600 files, never in git),
+1. checks the ports and takes over what a hub that died left behind,
+2. prepares the host (opuhub.host.prepare_host): secrets generated once into ./state (0700
+   directory, 0600 files, never in git), configurable-http-proxy installed with npm if it is
+   missing (into hub/node_modules), the spawner chosen, the Docker network created,
 3. starts JupyterHub on http://127.0.0.1:8000 with SQLite, the OPU lease service and the
    idle culler, choosing Docker containers or local processes (it logs which and why),
 4. prints how to log in.
@@ -22,8 +24,9 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from . import restart, secrets
+from .host import prepare_host
 from .lifeline import obey_stop_signals
-from .proxy import ProxyInstallError, ensure_chp
+from .proxy import ProxyInstallError
 from .settings import Settings, SettingsError, settings_from_env
 
 CONFIG = Path(__file__).resolve().parent.parent / "jupyterhub_config.py"
@@ -144,12 +147,12 @@ def main() -> int:
         print(f"opuhub: {refusal}", file=sys.stderr)
         return 1
     try:
-        chp = ensure_chp()
-    except ProxyInstallError as e:
+        host = prepare_host(settings)  # the hub's config file repeats it: idempotent, cheap
+    except (ProxyInstallError, SettingsError) as e:
         print(f"opuhub: {e}", file=sys.stderr)
         return 1
-    state_secrets = secrets.ensure_secrets(settings.state_dir)
-    workshop_password = settings.user_password or state_secrets[secrets.WORKSHOP_PASSWORD]
+    chp = host.chp
+    workshop_password = settings.user_password or host.secrets[secrets.WORKSHOP_PASSWORD]
     print(login_help(login_url(settings), settings.state_dir, settings.admins, workshop_password,
                      settings.authenticator), file=sys.stderr, flush=True)
     os.environ["OPUHUB_STATE_DIR"] = str(settings.state_dir)

@@ -1,10 +1,15 @@
 """The OPU lease service: a hub-managed JupyterHub service at /services/opu-lease/.
 
 - ``GET  api/leases``            devices, who holds them and until when (any hub user)
-- ``GET  api/usage``             OPU seconds per user (admins: everyone; users: themselves)
-- ``DELETE api/leases/DEVICE``   admin revoke: stop the holder's server, end the lease
+- ``GET  api/usage``             OPU seconds per user (everyone's with the scope
+                                 ``custom:opu-lease:read-usage``; otherwise one's own)
+- ``DELETE api/leases/DEVICE``   revoke (scope ``custom:opu-lease:revoke``: admins, and tutors
+                                 of OPUHUB_LEASE_TUTORS): stop the holder's server, end the lease
 - ``GET  metrics``               Prometheus: active leases, seconds per user, refusals
                                  (needs the read:metrics scope unless OPUHUB_METRICS_PUBLIC)
+
+Who may do what is decided by the hub's scopes in the caller's token (``HubAuth.check_scopes``),
+never by the admin flag, so an operator grants a tutor revoke with a role, not admin.
 
 It also enforces the lease every OPUHUB_LEASE_CHECK_INTERVAL seconds: warn holders shortly
 before the end, stop servers whose lease is over, and end leases whose server is gone (crash,
@@ -26,6 +31,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import httpclient, ioloop, web
 
 from . import limits
+from .host import lease_db_path
 from .lease import (
     ENDED_EXPIRED,
     ENDED_REVOKED,
@@ -37,7 +43,8 @@ from .lease import (
 )
 from .lease_store import LeaseStore
 from .metrics import registry_for
-from .settings import hub_timezone
+from .scopes import READ_USAGE, REVOKE
+from .settings import Settings, hub_timezone, settings_from_env
 
 log = logging.getLogger("opuhub.service")
 
@@ -53,10 +60,6 @@ def lease_json(lease: Lease, tz, now: float) -> dict:
         "seconds_left": None if lease.expires_at is None else max(0, lease.expires_at - now),
         "warned": lease.warned_at is not None,
     }
-
-
-def is_admin(model: dict) -> bool:
-    return bool(model.get("admin")) or "admin:servers" in set(model.get("scopes", ()))
 
 
 class HubAPI:
@@ -103,7 +106,7 @@ class HubAPI:
 
 
 class Enforcer:
-    def __init__(self, store: LeaseStore, hub: HubAPI, warning: float, grace: float = 60.0):
+    def __init__(self, store: LeaseStore, hub: HubAPI, warning: float, grace: float):
         self.store = store
         self.hub = hub
         self.warning = warning
@@ -172,6 +175,9 @@ class BaseHandler(HubOAuthenticated, web.RequestHandler):
         message = getattr(exc, "log_message", None) or self._reason
         self.write_json({"status": status_code, "message": message}, status_code)
 
+    def has_scope(self, user: dict, scope: str) -> bool:
+        return bool(self.hub_auth.check_scopes(scope, user))
+
     def require_user(self) -> dict:
         user = self.current_user
         if user:
@@ -204,17 +210,21 @@ class LeasesHandler(BaseHandler):
 class LeaseHandler(BaseHandler):
     async def delete(self, device):
         user = self.require_user()
-        if not is_admin(user):
-            raise web.HTTPError(403, "only hub admins may revoke a lease")
         device = unquote(device)
         matches = [
             lease for lease in self.app.store.active()
             if device in (lease.device, os.path.basename(lease.device))
         ]
+        # who may stop anyone's server (admins made in the admin page, the CLI) may revoke
+        # too: revoking does just that. Not delete:servers!user=NAME: a holder ends their
+        # own lease by stopping their server, not through this API.
+        if not (self.has_scope(user, REVOKE) or self.has_scope(user, "delete:servers")):
+            raise web.HTTPError(403, f"revoking a lease needs the {REVOKE} scope "
+                                "(admins and OPUHUB_LEASE_TUTORS have it)")
         if not matches:
             raise web.HTTPError(404, f"no lease on {device}")
         lease = matches[0]
-        log.warning("admin %s revokes the lease of %s on %s", user["name"], lease.username,
+        log.warning("%s revokes the lease of %s on %s", user["name"], lease.username,
                     lease.device)
         await self.app.enforcer.end_with_stop(lease, ENDED_REVOKED)
         self.write_json({"revoked": lease_json(lease, self.app.tz, time.time())})
@@ -224,7 +234,7 @@ class UsageHandler(BaseHandler):
     def get(self):
         user = self.require_user()
         seconds = self.app.store.seconds_by_user()
-        if not is_admin(user):
+        if not self.has_scope(user, READ_USAGE):
             seconds = {user["name"]: seconds.get(user["name"], 0.0)}
         self.write_json({"seconds": seconds})
 
@@ -233,29 +243,34 @@ class MetricsHandler(BaseHandler):
     def get(self):
         if not self.app.metrics_public:
             user = self.require_user()
-            if not (is_admin(user) or "read:metrics" in set(user.get("scopes", ()))):
+            if not self.has_scope(user, "read:metrics"):
                 raise web.HTTPError(403, "the read:metrics scope is required")
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(self.app.registry))
 
 
 class LeaseServiceApp:
-    def __init__(self, environ=None):
+    """The service's parts, from the ``OPUHUB_*`` variables the hub hands it (the same parser
+    and defaults as the hub's, opuhub.settings) and JupyterHub's ``JUPYTERHUB_*`` ones."""
+
+    def __init__(self, environ=None, hub_auth=None, hub_api: HubAPI | None = None):
         env = os.environ if environ is None else environ
+        settings: Settings = settings_from_env(env)
         self.prefix = env.get("JUPYTERHUB_SERVICE_PREFIX", "/services/opu-lease/")
-        self.store = LeaseStore(env.get("OPUHUB_LEASE_DB", "opu_leases.sqlite"))
-        self.devices = [d for d in env.get("OPUHUB_DEVICES", "").split(",") if d]
-        self.tz = hub_timezone(env.get("OPUHUB_TIMEZONE", ""))
-        self.metrics_public = env.get("OPUHUB_METRICS_PUBLIC", "0") in ("1", "true", "yes")
-        self.interval = float(env.get("OPUHUB_LEASE_CHECK_INTERVAL", "15"))
+        self.store = LeaseStore(lease_db_path(settings))
+        self.devices = list(settings.devices or [])
+        self.tz = hub_timezone(settings.timezone)
+        self.metrics_public = settings.metrics_public
+        self.interval = settings.lease_check_interval
         # the singleton: HubOAuthCallbackHandler uses HubOAuth.instance(), and the OAuth state
         # (with the PKCE verifier) lives in that object's memory
-        self.hub_auth = HubOAuth.instance(api_token=env["JUPYTERHUB_API_TOKEN"], cache_max_age=5)
+        self.hub_auth = hub_auth or HubOAuth.instance(api_token=env["JUPYTERHUB_API_TOKEN"],
+                                                      cache_max_age=5)
         self.enforcer = Enforcer(
             self.store,
-            HubAPI(env["JUPYTERHUB_API_URL"], env["JUPYTERHUB_API_TOKEN"]),
-            warning=float(env.get("OPUHUB_LEASE_WARNING_SECONDS", "300")),
-            grace=float(env.get("OPUHUB_LEASE_GRACE_SECONDS", "60")),
+            hub_api or HubAPI(env["JUPYTERHUB_API_URL"], env["JUPYTERHUB_API_TOKEN"]),
+            warning=settings.lease_warning_seconds,
+            grace=settings.lease_grace_seconds,
         )
         self.registry = registry_for(self.store, self.devices)
         self.url = env.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101")

@@ -1,9 +1,13 @@
-"""Platform settings from ``OPUHUB_*`` environment variables, validated with clear errors.
+"""Platform settings: every ``OPUHUB_*`` variable, its default, type, check and help, in one place.
 
-``jupyterhub_config.py`` stays thin: it calls :func:`settings_from_env` and
-:func:`opuhub.hubconfig.configure`. Every setting has a production default; tests and small
-deployments override them through the environment. Anything finer-grained is plain traitlets
-config (``c.OPUSpawnerMixin.*``, ``c.OPUDockerSpawner.*``) after the ``configure`` call.
+:class:`Settings` is the single source. ``hub/jupyterhub_config.py`` reads it from the
+environment (:func:`settings_from_env`), :func:`opuhub.host.prepare_host` does the I/O it implies
+once, and :func:`opuhub.hubconfig.configure` turns it into traitlets config. The spawner traits
+that mirror a setting take its default and help from here (:func:`trait_default`,
+:func:`trait_help`), the lease service reads the same variables with the same parser, and the
+settings table in hub/README.md is generated from it (``python -m opuhub.settings --markdown``;
+a test keeps the two equal). Finer-grained config is plain traitlets (``c.OPUSpawnerMixin.*``,
+``c.OPUDockerSpawner.*``) in ``jupyterhub_config.d/*.py``.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import ipaddress
 import math
 import os
 import re
-from dataclasses import dataclass, field, fields
+import sys
+from collections.abc import Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -23,156 +29,272 @@ class SettingsError(ValueError):
 
 SPAWNERS = ("auto", "docker", "local")
 AUTHENTICATORS = ("workshop", "shared", "native")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def setting(default, help: str, *, kind: type | None = None, choices: tuple = (),
+            minimum: float | None = 0, above: float | None = None, optional: bool = False,
+            shown: str | None = None) -> Field:
+    """A field of :class:`Settings`. ``kind`` defaults to the default's type; numbers must be
+    >= ``minimum`` (None: any) and > ``above``; ``optional`` fields take None when the variable
+    is empty; ``shown`` is how the README's table writes the default."""
+    kind = kind or (Path if isinstance(default, Path) else type(default))
+    meta = {"help": " ".join(help.split()), "kind": kind, "choices": choices,
+            "minimum": minimum, "above": above, "optional": optional, "shown": shown}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class Settings:
-    state_dir: Path = Path("state")
-    homes_dir: Path | None = None  # local homes; None → "homes" beside the state directory
-    home_quota: str = "2G"  # size limit of each local home (0 = none)
-    bind_url: str = "http://127.0.0.1:8000"
-    hub_bind_url: str = ""  # "" → http://127.0.0.1:8081, or the Docker network's gateway
-    hub_connect_url: str = ""  # how user servers reach the hub, when not at hub_bind_url
-    # "" → user servers share the hub's origin (/user/<name>/); e.g. http://localhost:8000 →
-    # each on <name>.localhost:8000, an origin of its own (subdomain_origin below)
-    subdomain_host: str = ""
-    proxy_api_port: int = 8001
-    lease_service_port: int = 10101
-    spawner: str = "auto"
-    authenticator: str = "workshop"  # a password per account; "shared": one for all
-    admins: list[str] = field(default_factory=list)
-    allow_all: bool = False
-    user_password: str = ""  # "" → generated into state/workshop-password
-    devices: list[str] | None = None  # None → every /dev/opu*
-    lease_max_seconds: float = 4 * 3600.0
-    lease_warning_seconds: float = 300.0
-    quota_seconds: float = 0.0
-    quota_period_seconds: float = 24 * 3600.0
-    lease_check_interval: float = 15.0
-    lease_grace_seconds: float = 30.0  # a lease younger than this is never called orphaned
-    timezone: str = ""  # "" → the hub machine's local zone
-    cull_idle_seconds: float = 3600.0  # 0 disables jupyterhub-idle-culler
-    cull_every_seconds: float = 300.0
-    kernel_cull_idle_seconds: float = 1800.0  # 0 disables server-side kernel culling
-    last_activity_interval: float = 300.0
-    poll_interval: float = 30.0
-    concurrent_spawn_limit: int = 100  # spawns pending at once, those waiting in line included
-    start_concurrency: int = 0  # server starts at a time; 0 = cores + 1 (opuhub.admission)
-    start_timeout: float = 120.0
-    http_timeout: float = 90.0
-    n_components: int = 10000
-    simulator_max_n_components: int = 2_000_000  # 0 = no cap
-    simulator_max_work: float = 1e13  # multiply-adds per simulated transform; 0 = no cap
-    image: str = "opuhub/singleuser:latest"
-    hardware_image: str = ""  # "" → same as image
-    docker_network: str = "opuhub"  # "host" → host networking with a free port per spawn
-    mem_limit: str = "2G"
-    cpu_limit: float = 2.0
-    pids_limit: int = 512
-    metrics_public: bool = False
-    log_level: str = "INFO"
-    # request body caps of the hub (opuhub.limits): bigger bodies get 413 before being read
-    max_body_bytes: int = 1024 * 1024  # any request to /hub/
-    max_form_bytes: int = 16 * 1024  # login, sign-up, password, token and OAuth requests
-    max_spawn_options_bytes: int = 4 * 1024  # spawn requests: API body or spawn-page form
-    # API tokens users request (opuhub.token_limits): the longest lifetime, also the default
-    # (0 = tokens may never expire), and how many live ones a user may hold
-    token_max_seconds: float = 30 * 24 * 3600.0
-    max_tokens_per_user: int = 50
+    # --- where things live
+    state_dir: Path = setting(
+        Path("state"), """Secrets, the hub's and the lease databases (0700, root only). Keep it
+        across upgrades and restarts; delete it to start afresh.""")
+    homes_dir: Path | None = setting(
+        None, """Users' home directories of local servers and of Docker's size-limited homes.
+        Empty: `homes` beside the state directory. Never inside it.""", kind=Path,
+        optional=True, shown="`homes/` beside `STATE_DIR`")
+    home_quota: str = setting(
+        "2G", """Size limit of each home (a loop-mounted filesystem of its own, when the hub
+        runs as root); 0 = none.""")
+    config_dir: Path | None = setting(
+        None, """Deployer additions: every `*.py` file in it is loaded, in name order, after the
+        generated config (traitlets, e.g. `c.OPUDockerSpawner.tmp_size`). Files must belong
+        to root or the hub's user and not be writable by others. Empty:
+        `jupyterhub_config.d` beside the state directory.""", kind=Path, optional=True,
+        shown="`jupyterhub_config.d/` beside `STATE_DIR`")
+    # --- network
+    bind_url: str = setting("http://127.0.0.1:8000", "Where the hub's proxy listens (http://HOST:PORT).")
+    hub_bind_url: str = setting(
+        "", """Where the hub itself listens. Empty: http://127.0.0.1:8081, or the Docker user
+        network's gateway so that containers reach it.""")
+    hub_connect_url: str = setting(
+        "", "How user servers reach the hub, when not at `HUB_BIND_URL` (e.g. the hub container's name).")
+    subdomain_host: str = setting(
+        "", """Empty: user servers share the hub's origin (/user/NAME/). `https://HOST[:PORT]`:
+        each server on NAME.HOST, an origin of its own (needs a wildcard DNS record and
+        certificate); set it when strangers use the hub.""")
+    proxy_api_port: int = setting(8001, "Port of the proxy's REST API, on 127.0.0.1.", above=0)
+    lease_service_port: int = setting(10101, "Port of the OPU lease service, on 127.0.0.1.", above=0)
+    # --- who, and how
+    spawner: str = setting(
+        "auto", """Where servers run: `docker` (a container per user), `local` (a process per
+        user, under its own Unix account when the hub is root) or `auto` (Docker whenever an
+        engine answers; without one, local servers for admins only).""", choices=SPAWNERS)
+    authenticator: str = setting(
+        "workshop", """`workshop`: a password per account (`python -m opuhub.accounts`);
+        `shared`: one password for all accounts (a closed room only); `native`: sign-up, then an
+        admin approves.""", choices=AUTHENTICATORS)
+    admins: list[str] = setting([], "Comma-separated admin user names (`make run` uses `admin`).")
+    allow_all: bool = setting(
+        False, "With the shared password: anyone who has it may pick any user name.")
+    user_password: str = setting(
+        "", "The shared password; empty: generated into `STATE_DIR/workshop-password`.",
+        shown='"" (generated)')
+    lease_tutors: list[str] = setting(
+        [], """Users who may revoke OPU leases and read everyone's OPU usage without being
+        admins (role `opu-tutor`: scopes `custom:opu-lease:revoke`,
+        `custom:opu-lease:read-usage`).""")
+    # --- the OPU lease
+    devices: list[str] | None = setting(
+        None, """Comma-separated OPU device nodes users can lease, in the order handed out.
+        Unset: every `/dev/opu*` at start; empty: simulator only.""", kind=list,
+        optional=True, shown="every `/dev/opu*`")
+    lease_max_seconds: float = setting(
+        4 * 3600.0, """Longest a lease lasts (0 = until the server stops); then the server is
+        stopped, files kept.""")
+    lease_warning_seconds: float = setting(
+        300.0, "How long before the end of a lease its holder is warned.")
+    quota_seconds: float = setting(
+        0.0, "OPU seconds a user may hold a device per quota period (0 = unlimited).")
+    quota_period_seconds: float = setting(
+        24 * 3600.0, "Length of a quota period, aligned to the epoch (86400 = a UTC day).",
+        above=0)
+    lease_check_interval: float = setting(
+        15.0, "How often the lease service checks expiry and servers that went away.", above=0)
+    lease_grace_seconds: float = setting(
+        30.0, """How long a lease's server must be missing before the lease is called orphaned
+        and ended (a stop in progress ends it itself).""")
+    timezone: str = setting(
+        "", "Time zone of times shown to users ('busy until 14:30'); empty: the machine's.")
+    # --- idle servers and kernels
+    cull_idle_seconds: float = setting(
+        3600.0, "Stop servers idle this long (jupyterhub-idle-culler); 0 = no culler.")
+    cull_every_seconds: float = setting(300.0, "How often the culler looks.", above=0)
+    kernel_cull_idle_seconds: float = setting(
+        1800.0, "Shut down kernels idle this long, open browser tabs included; 0 = never.")
+    last_activity_interval: float = setting(
+        300.0, "How often the hub records users' activity.", above=0)
+    poll_interval: float = setting(30.0, "How often the hub checks that servers still run.", above=0)
+    # --- starting servers
+    concurrent_spawn_limit: int = setting(
+        100, """Spawns pending at once, those waiting in line included; beyond it a spawn is
+        refused (429).""", above=0)
+    start_concurrency: int = setting(
+        0, """Server starts at a time; 0 = the machine's cores + 1. Further starts wait in line,
+        with their place on the spawn page.""", shown="0 (cores + 1)")
+    start_timeout: float = setting(120.0, "Seconds a server may take to start.", above=0)
+    http_timeout: float = setting(90.0, "Seconds a started server may take to answer.", above=0)
+    # --- the simulator
+    n_components: int = setting(10000, "Default `n_components` of the preloaded `opu`.", above=0)
+    simulator_max_n_components: int = setting(
+        2_000_000, "Largest `n_components` a simulated OPU accepts; 0 = no cap.")
+    simulator_max_work: float = setting(
+        1e13, """Most multiply-adds one simulated transform may take (about 4 to 11 minutes on
+        2 cores); 0 = no cap.""")
+    # --- containers and local servers
+    image: str = setting("opuhub/singleuser:latest", "Single-user image (`make images` builds it).")
+    hardware_image: str = setting(
+        "", "Image for the OPU hardware profile; empty: the same as `IMAGE`.")
+    docker_network: str = setting(
+        "opuhub", "Docker network of the user containers; `host`: host networking, a free port per spawn.")
+    mem_limit: str = setting("2G", "Memory of each user's server and kernels (container or cgroup).")
+    cpu_limit: float = setting(2.0, "CPUs of each user's server (container or cgroup).", above=0)
+    pids_limit: int = setting(512, "Processes and threads of each user's server.", above=0)
+    # --- the hub itself
+    metrics_public: bool = setting(
+        False, "Serve /hub/metrics and the lease service's metrics without a token.")
+    log_level: str = setting("INFO", "How much the hub logs (DEBUG shows each request).", choices=LOG_LEVELS)
+    max_body_bytes: int = setting(
+        1024 * 1024, "Largest request body the hub reads (413 beyond, before reading it).", above=0)
+    max_form_bytes: int = setting(
+        16 * 1024, "Largest login, sign-up, password, token or OAuth request body.", above=0)
+    max_spawn_options_bytes: int = setting(
+        4 * 1024, "Largest spawn request (API body or spawn-page form).", above=0)
+    token_max_seconds: float = setting(
+        30 * 24 * 3600.0, """Longest life, and the default, of an API token a user requests;
+        0 = tokens may never expire.""")
+    max_tokens_per_user: int = setting(
+        50, "Live API tokens a user may hold; the next request gets 403 saying to delete old ones.",
+        above=0)
 
     @property
     def hub_port(self) -> int:
         return urlparse(self.hub_bind_url or "http://127.0.0.1:8081").port or 8081
 
 
-def _env_name(name: str) -> str:
+SETTINGS: dict[str, Field] = {f.name: f for f in fields(Settings)}
+
+
+def env_name(name: str) -> str:
     return "OPUHUB_" + name.upper()
 
 
-def _parse(name: str, kind, raw: str):
-    var = _env_name(name)
+def default_of(name: str):
+    """The default of setting ``name`` (a fresh list for list settings)."""
+    f = SETTINGS[name]
+    return f.default_factory() if f.default is MISSING else f.default
+
+
+def help_of(name: str) -> str:
+    return SETTINGS[name].metadata["help"]
+
+
+def trait_help(name: str, extra: str = "") -> str:
+    """Help of a traitlets trait that mirrors setting ``name``: the setting's help, the
+    variable that sets it, and what the trait adds."""
+    text = f"{help_of(name)} (Set by {env_name(name)}.)"
+    return f"{text} {' '.join(extra.split())}" if extra else text
+
+
+def parse_value(name: str, raw: str):
+    """The value of ``OPUHUB_<NAME>=raw``, checked; :class:`SettingsError` names the variable."""
+    meta = SETTINGS[name].metadata
+    var, kind = env_name(name), meta["kind"]
     raw = raw.strip()
+    if meta["optional"] and raw == "" and kind is not list:
+        return None
     if kind is bool:
-        if raw.lower() in ("1", "true", "yes", "on"):
+        if raw.lower() in _TRUE:
             return True
-        if raw.lower() in ("0", "false", "no", "off", ""):
+        if raw.lower() in _FALSE:
             return False
-        raise SettingsError(f"{var} must be true or false, got {raw!r}")
-    if kind is int:
+        raise SettingsError(f"{var} must be true or false (1/0, yes/no, on/off), got {raw!r}")
+    if kind in (int, float):
         try:
-            value = int(raw)
+            value = kind(raw)
         except ValueError:
-            raise SettingsError(f"{var} must be an integer, got {raw!r}") from None
-        if value < 0:
-            raise SettingsError(f"{var} must be >= 0, got {value}")
-        return value
-    if kind is float:
-        try:
-            value = float(raw)
-        except ValueError:
-            raise SettingsError(f"{var} must be a number of seconds, got {raw!r}") from None
-        if math.isnan(value) or value < 0:
-            raise SettingsError(f"{var} must be >= 0, got {raw!r}")
+            what = "an integer" if kind is int else "a number"
+            raise SettingsError(f"{var} must be {what}, got {raw!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise SettingsError(f"{var} must be a finite number, got {raw!r}")
+        check_number(name, value)
         return value
     if kind is list:
         return [item.strip() for item in raw.split(",") if item.strip()]
     if kind is Path:
         return Path(raw).expanduser()
+    if meta["choices"] and raw not in meta["choices"]:
+        raise SettingsError(f"{var} must be one of {', '.join(meta['choices'])}, got {raw!r}")
     return raw
 
 
-_KINDS = {
-    "state_dir": Path,
-    "homes_dir": Path,
-    "admins": list,
-    "devices": list,
-    "allow_all": bool,
-    "metrics_public": bool,
-}
+def check_number(name: str, value) -> None:
+    meta, var = SETTINGS[name].metadata, env_name(name)
+    if meta["above"] is not None and not value > meta["above"]:
+        raise SettingsError(f"{var} must be > {meta['above']:g}, got {value}")
+    if meta["minimum"] is not None and value < meta["minimum"]:
+        raise SettingsError(f"{var} must be >= {meta['minimum']:g}, got {value}")
 
 
-def settings_from_env(environ=None) -> Settings:
+def env_value(settings: Settings, name: str) -> str:
+    """``OPUHUB_<NAME>``'s text for the current value: what :func:`parse_value` reads back."""
+    value = getattr(settings, name)
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, list):
+        return ",".join(value)
+    return str(value)
+
+
+def settings_env(settings: Settings, names) -> dict[str, str]:
+    """``OPUHUB_*`` variables that hand ``names`` to another process (a hub service)."""
+    return {env_name(name): env_value(settings, name) for name in names}
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> Settings:
     environ = os.environ if environ is None else environ
-    values = {}
-    for f in fields(Settings):
-        var = _env_name(f.name)
-        if var not in environ:
-            continue
-        kind = _KINDS.get(f.name) or {"int": int, "float": float}.get(f.type, str)
-        values[f.name] = _parse(f.name, kind, environ[var])
+    values = {name: parse_value(name, environ[env_name(name)])
+              for name in SETTINGS if env_name(name) in environ}
     settings = Settings(**values)
     validate(settings)
     settings.state_dir = settings.state_dir.resolve()
     if settings.homes_dir is None:
         settings.homes_dir = settings.state_dir.parent / "homes"
     settings.homes_dir = settings.homes_dir.resolve()
+    if settings.config_dir is None:
+        settings.config_dir = settings.state_dir.parent / "jupyterhub_config.d"
+    settings.config_dir = settings.config_dir.resolve()
     return settings
 
 
 def validate(s: Settings) -> None:
-    if s.spawner not in SPAWNERS:
-        raise SettingsError(f"OPUHUB_SPAWNER must be one of {', '.join(SPAWNERS)}, got {s.spawner!r}")
-    if s.authenticator not in AUTHENTICATORS:
-        raise SettingsError(
-            f"OPUHUB_AUTHENTICATOR must be one of {', '.join(AUTHENTICATORS)}, got {s.authenticator!r}"
-        )
+    """Checks of values set in Python (``Settings(...)``) and across settings."""
+    for name, f in SETTINGS.items():
+        value = getattr(s, name)
+        if f.metadata["choices"] and value not in f.metadata["choices"]:
+            raise SettingsError(f"{env_name(name)} must be one of "
+                                f"{', '.join(f.metadata['choices'])}, got {value!r}")
+        if f.metadata["kind"] in (int, float) and not isinstance(value, bool):
+            if math.isnan(value):
+                raise SettingsError(f"{env_name(name)} must be a number, got {value!r}")
+            check_number(name, value)
     for name in ("bind_url", "hub_bind_url", "hub_connect_url"):
         url = getattr(s, name)
         if url and (urlparse(url).scheme not in ("http", "https") or not urlparse(url).port):
-            raise SettingsError(f"{_env_name(name)} must look like http://HOST:PORT, got {url!r}")
+            raise SettingsError(f"{env_name(name)} must look like http://HOST:PORT, got {url!r}")
     if s.subdomain_host:
         s.subdomain_host = subdomain_origin(s.subdomain_host)
     for name in ("proxy_api_port", "lease_service_port"):
         if not 0 < getattr(s, name) < 65536:
-            raise SettingsError(f"{_env_name(name)} must be a TCP port, got {getattr(s, name)}")
-    if s.quota_period_seconds <= 0:
-        raise SettingsError("OPUHUB_QUOTA_PERIOD_SECONDS must be > 0")
-    if s.lease_check_interval <= 0:
-        raise SettingsError("OPUHUB_LEASE_CHECK_INTERVAL must be > 0")
-    if s.n_components <= 0:
-        raise SettingsError("OPUHUB_N_COMPONENTS must be > 0")
-    if s.max_tokens_per_user < 1:
-        raise SettingsError("OPUHUB_MAX_TOKENS_PER_USER must be at least 1")
+            raise SettingsError(f"{env_name(name)} must be a TCP port, got {getattr(s, name)}")
     if s.user_password and len(s.user_password) < 8:
         raise SettingsError("OPUHUB_USER_PASSWORD must be at least 8 characters")
     if s.homes_dir is not None and s.homes_dir.resolve().is_relative_to(s.state_dir.resolve()):
@@ -185,7 +307,7 @@ def validate(s: Settings) -> None:
         try:
             parse_bytes(getattr(s, name))
         except ValueError as e:
-            raise SettingsError(f"{_env_name(name)}: {e}") from None
+            raise SettingsError(f"{env_name(name)}: {e}") from None
     if s.timezone:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -241,3 +363,73 @@ def hub_timezone(name: str):
 
         return ZoneInfo(name)
     return None  # datetime uses the machine's local zone
+
+
+# --- the README's table ----------------------------------------------------------------------
+
+TABLE_START = "<!-- settings table: generated by `python -m opuhub.settings --markdown` -->"
+TABLE_END = "<!-- end of settings table -->"
+
+
+def shown_default(name: str) -> str:
+    meta = SETTINGS[name].metadata
+    if meta["shown"]:
+        return meta["shown"]
+    value = default_of(name)
+    if isinstance(value, bool):
+        return "false" if not value else "true"
+    if isinstance(value, list):
+        return '""'
+    if isinstance(value, float):
+        text = str(int(value)) if value.is_integer() and value < 1e9 else f"{value:g}"
+    else:
+        text = str(value)
+    return f"`{text}`" if text else '""'
+
+
+def markdown_table() -> str:
+    """The settings table of hub/README.md, between its two marker lines."""
+    rows = [TABLE_START, "", "| variable | default | what it sets |", "|---|---|---|"]
+    for name, f in SETTINGS.items():
+        choices = f.metadata["choices"]
+        help_text = f.metadata["help"]
+        if choices and not all(f"`{c}`" in help_text for c in choices):
+            help_text += f" One of {', '.join(f'`{c}`' for c in choices)}."
+        cell = help_text.replace("|", "\\|")
+        rows.append(f"| `{env_name(name)}` | {shown_default(name)} | {cell} |")
+    return "\n".join(rows + ["", TABLE_END])
+
+
+def readme_with_table(readme: str) -> str:
+    """``readme`` with its settings table replaced by the generated one."""
+    start, end = readme.index(TABLE_START), readme.index(TABLE_END) + len(TABLE_END)
+    return readme[:start] + markdown_table() + readme[end:]
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m opuhub.settings", description=(
+        "Print the OPUHUB_* settings table, or rewrite it in a README between its markers."))
+    parser.add_argument("--markdown", action="store_true", help="print the table")
+    parser.add_argument("--update", type=Path, metavar="README", help="rewrite the table in README")
+    parser.add_argument("--check", action="store_true",
+                        help="check the environment's OPUHUB_* values and print them")
+    args = parser.parse_args(argv)
+    if args.update:
+        args.update.write_text(readme_with_table(args.update.read_text()))
+    elif args.check:
+        try:
+            settings = settings_from_env()
+        except SettingsError as e:
+            print(f"opuhub: {e}", file=sys.stderr)
+            return 2
+        for name in SETTINGS:
+            print(f"{env_name(name)}={env_value(settings, name)}")
+    else:
+        print(markdown_table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,7 @@ records its spawner kind and where homes live in ``state/spawner-kind``; a start
 live elsewhere, while homes exist in the old place, stops with a message that says where the
 files are and how to carry them over (or how to start as before).
 
-``refusal`` is the pure decision; ``enforce`` does the I/O (called from hubconfig.configure).
+``refusal`` is the pure decision; ``enforce`` does the I/O (called from host.prepare_host).
 A deployer who overrides ``OPUDockerSpawner.home_storage`` after ``configure`` is not seen.
 """
 

@@ -8,12 +8,33 @@ from IPython.core.magic import Magics, line_magic, magics_class
 USAGE = """%opu                     show backend, device, driver, shape, state, lease
 %opu open | close        acquire / release the device (close frees it for others)
 %opu reset               close and forget the OPU; the next use creates it anew
-%opu backend NAME        switch to 'simulator', 'hardware' or 'auto'"""
+%opu backend NAME        switch to 'simulator', 'hardware', 'shared' or 'auto'"""
 
-STATUS_ORDER = ("backend", "device", "device_node", "hardware", "driver_version", "open",
+STATUS_ORDER = ("backend", "device", "broker", "user", "queue", "your_position", "your_share",
+                "reserved_for", "device_node", "hardware", "driver_version", "open",
                 "n_components", "max_n_features", "n_features", "camera", "seed",
                 "streaming", "matrix_allocated", "exposure_us", "acquired_at",
-                "last_acquisition", "last_duration_s", "lease")
+                "last_acquisition", "last_duration_s", "last_wait_s", "lease")
+
+
+def shared_status(info: dict) -> dict:
+    """On the shared OPU, the broker's view (device, queue, your position and share) even
+    before the kernel's OPU is created; the local device node does not matter there."""
+    if info.get("backend") != "shared":
+        return info
+    info = {k: v for k, v in info.items() if k not in ("device_node", "hardware")}
+    if "queue" not in info:
+        from .backends.shared import broker_status
+        from .broker.client import BrokerClient, BrokerError
+
+        try:
+            client = BrokerClient.from_env()
+        except BrokerError as exc:
+            info["device"] = f"shared (not configured: {exc})"
+        else:
+            info.update(broker=client.url, user=client.user, **broker_status(client))
+            client.close()
+    return info
 
 
 def format_status(info: dict) -> str:
@@ -42,7 +63,7 @@ class OPUMagics(Magics):
         words = line.split()
         command = words[0].lower() if words else "status"
         if command == "status" and len(words) <= 1:
-            print(format_status(self.proxy.status()))
+            print(format_status(shared_status(self.proxy.status())))
         elif command == "open" and len(words) == 1:
             self.proxy.open()
             print(f"opened: {self.proxy!r}")

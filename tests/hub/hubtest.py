@@ -115,6 +115,7 @@ class Hub:
                 "OPUHUB_DEVICES": ",".join(self.devices),
                 "OPUHUB_USER_PASSWORD": USER_PASSWORD,
                 "OPUHUB_ADMINS": "admin",
+                "OPUHUB_LEASE_TUTORS": "tutor",  # revokes leases without being admin
                 "OPUHUB_CULL_IDLE_SECONDS": "0",
                 "OPUHUB_LEASE_CHECK_INTERVAL": "1",
                 "OPUHUB_LEASE_GRACE_SECONDS": "3",
@@ -290,14 +291,15 @@ class Hub:
 
 def docker_spawner_hub(root: Path, deployer_config: str, **settings) -> Hub:
     """A hub with the Docker spawner on a user network of its own, reached by containers at
-    the network's gateway, whose config file is ``deployer_config`` (it loads ours first with
-    ``load_subconfig``, then adds what a deployer would)."""
+    the network's gateway, with ``deployer_config`` as a deployer's addition in its
+    ``jupyterhub_config.d`` (loaded after ours, with the same ``c``)."""
     network = f"opuhub-test-{uuid.uuid4().hex[:8]}"
     hub = Hub(root, spawner="docker", docker_network=network, **settings)
     hub.env.pop("OPUHUB_HUB_BIND_URL")  # containers reach the hub at the network's gateway
-    config = root / "jupyterhub_config.py"
-    config.write_text(deployer_config)
-    hub.command = [str(BIN / "jupyterhub"), "-f", str(config)]
+    config_dir = root / "jupyterhub_config.d"
+    config_dir.mkdir(mode=0o755, exist_ok=True)
+    (config_dir / "50-deployer.py").write_text(deployer_config)
+    hub.env["OPUHUB_CONFIG_DIR"] = str(config_dir)
     hub.network = network
     return hub
 

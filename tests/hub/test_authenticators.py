@@ -9,6 +9,7 @@ import requests
 from traitlets.config import Config
 
 from opuhub import hubconfig, usernames
+from opuhub.host import prepare_host
 from opuhub.run import login_help, login_url
 from opuhub.settings import settings_from_env
 from tests.hub.security.authflows import log_in, logged_in, sign_up
@@ -41,7 +42,7 @@ def test_each_authenticator_takes_only_valid_names_and_the_admin_password(tmp_pa
         "OPUHUB_AUTHENTICATOR": authenticator, "OPUHUB_ADMINS": "ann",
     })
     c = Config()
-    hubconfig.configure(c, settings, chp="/bin/true")
+    hubconfig.configure(c, settings, prepare_host(settings, chp="/bin/true"))
     assert c.Authenticator.username_pattern == usernames.PATTERN
     admin_password = (tmp_path / "state" / "admin-password").read_text().strip()
     cls = c.JupyterHub.authenticator_class.rsplit(".", 1)[1]

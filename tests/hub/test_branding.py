@@ -8,7 +8,6 @@ import sys
 from traitlets.config import Config
 
 from opuhub import branding, hubconfig
-from opuhub.settings import Settings
 
 
 def test_the_device_sentence_matches_what_users_can_do():
@@ -34,13 +33,12 @@ def test_our_templates_come_first_and_keep_the_authenticators():
 def test_configure_branding(tmp_path):
     c = Config()
     c.JupyterHub.template_paths = ["/native-templates"]
-    settings = Settings(state_dir=tmp_path, devices=["/dev/opu0"])
-    hubconfig.configure_branding(c, settings)
+    hubconfig.configure_branding(c, ["/dev/opu0"])
     assert c.JupyterHub.template_paths == [str(branding.TEMPLATES_DIR), "/native-templates"]
     assert c.JupyterHub.logo_file == str(branding.LOGO_FILE)
     assert "one OPU device" in c.JupyterHub.template_vars["opuhub_devices"]
     bare = Config()
-    hubconfig.configure_branding(bare, Settings(state_dir=tmp_path, devices=[]))
+    hubconfig.configure_branding(bare, [])
     assert bare.JupyterHub.template_paths == [str(branding.TEMPLATES_DIR)]
     assert "no OPU device" in bare.JupyterHub.template_vars["opuhub_devices"]
 

@@ -9,7 +9,6 @@ import subprocess
 import pytest
 
 from tests.hub.hubtest import (
-    CONFIG,
     docker_spawner_hub,
     hub_factory,
     hub_root,
@@ -25,8 +24,6 @@ ROOT_WANTED = "wantsroot"
 # What a deployer appends to the hub's config (issue 9, finding 8): a harmless host setting,
 # which used to replace the whole hardening, and a callable that goes wrong for one user.
 DEPLOYER_CONFIG = f"""
-load_subconfig({str(CONFIG)!r})
-
 c.DockerSpawner.extra_host_config = {{"shm_size": "1g"}}
 
 

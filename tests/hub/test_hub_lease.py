@@ -159,12 +159,20 @@ def test_restore_after_hub_restart_then_admin_revoke(hub):
     assert hub.server_model("dana")["ready"]
     assert hub.get("/user/dana/api/status", token).status_code == 200
 
-    # admin revoke: users may not, admins stop the holder's server and end the lease
+    # revoke: users may not; a tutor (OPUHUB_LEASE_TUTORS, not an admin) holds the scope
+    # custom:opu-lease:revoke and stops the holder's server, which ends the lease
     device = os.path.basename(hub.devices[0])
     revoke = f"/services/opu-lease/api/leases/{device}"
-    assert requests.delete(f"{hub.url}{revoke}", headers={"Authorization": f"token {token}"},
-                           timeout=30).status_code == 403
-    resp = requests.delete(f"{hub.url}{revoke}", headers={"Authorization": f"token {hub.token}"},
+    refused = requests.delete(f"{hub.url}{revoke}", headers={"Authorization": f"token {token}"},
+                              timeout=30)
+    assert refused.status_code == 403 and "custom:opu-lease:revoke" in refused.text
+    hub.create_users("tutor")
+    assert hub.api("GET", "/users/tutor").json()["admin"] is False
+    tutor = hub.user_token("tutor")
+    usage = hub.get("/services/opu-lease/api/usage", tutor).json()["seconds"]
+    assert "dana" in usage  # everyone's usage (custom:opu-lease:read-usage)
+    assert set(hub.get("/services/opu-lease/api/usage", token).json()["seconds"]) == {"dana"}
+    resp = requests.delete(f"{hub.url}{revoke}", headers={"Authorization": f"token {tutor}"},
                            timeout=30)
     assert resp.status_code == 200, resp.text
     assert resp.json()["revoked"]["user"] == "dana"

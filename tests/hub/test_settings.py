@@ -1,12 +1,13 @@
-"""OPUHUB_* settings, spawner auto-choice and the generated JupyterHub config."""
+"""OPUHUB_* settings: one source of defaults, parsing, checks and help; spawner auto-choice."""
 
 from pathlib import Path
 
 import pytest
-from traitlets.config import Config
 
-from opuhub import hubconfig, secrets
-from opuhub.settings import SettingsError, settings_from_env
+from opuhub import lease, settings
+from opuhub.lease_spawner import OPUSpawnerMixin
+from opuhub.service import LeaseServiceApp
+from opuhub.settings import SETTINGS, Settings, SettingsError, env_value, settings_from_env
 from opuhub.spawner_choice import DOCKER, LOCAL, DockerProbe, choose_spawner
 
 
@@ -33,6 +34,11 @@ def test_defaults_and_overrides(tmp_path):
         ("OPUHUB_BIND_URL", "127.0.0.1", "OPUHUB_BIND_URL must look like"),
         ("OPUHUB_TIMEZONE", "Mars/Olympus", "unknown time zone"),
         ("OPUHUB_USER_PASSWORD", "short", "at least 8"),
+        ("OPUHUB_LOG_LEVEL", "LOUD", "OPUHUB_LOG_LEVEL must be one of DEBUG"),
+        ("OPUHUB_QUOTA_PERIOD_SECONDS", "0", "OPUHUB_QUOTA_PERIOD_SECONDS must be > 0"),
+        ("OPUHUB_LEASE_GRACE_SECONDS", "inf", "must be a finite number"),
+        ("OPUHUB_PIDS_LIMIT", "1.5", "OPUHUB_PIDS_LIMIT must be an integer"),
+        ("OPUHUB_PROXY_API_PORT", "70000", "must be a TCP port"),
     ],
 )
 def test_bad_values_name_the_variable(var, value, message):
@@ -54,50 +60,60 @@ def test_spawner_choice_with_reasons():
     assert up.is_docker and "reachable" in up.reason
 
 
-def test_generated_config(tmp_path):
-    settings = settings_from_env({
-        "OPUHUB_STATE_DIR": str(tmp_path / "state"), "OPUHUB_SPAWNER": "local",
-        "OPUHUB_DEVICES": "/dev/opu0", "OPUHUB_ADMINS": "ann", "OPUHUB_AUTHENTICATOR": "shared",
-    })
-    c = Config()
-    choice = hubconfig.configure(c, settings, chp="/bin/true")
-    assert choice.class_path == LOCAL
-    assert c.JupyterHub.cleanup_servers is False
-    assert c.JupyterHub.db_url.startswith("sqlite:///") and c.JupyterHub.bind_url.endswith(":8000")
-    assert c.JupyterHub.authenticator_class == "opuhub.workshop_auth.OPUSharedPasswordAuthenticator"
-    assert c.Authenticator.admin_users == {"ann"}
-    assert c.OPUSpawnerMixin.devices == ["/dev/opu0"]
-    assert "--MappingKernelManager.cull_connected=True" in c.Spawner.args
-    # secrets: generated once, 0600, in a 0700 state directory, reused later
-    state = tmp_path / "state"
-    assert (state.stat().st_mode & 0o777) == 0o700
-    for name in (secrets.PROXY_TOKEN, secrets.WORKSHOP_PASSWORD, secrets.ADMIN_PASSWORD,
-                 secrets.CLI_TOKEN):
-        assert ((state / name).stat().st_mode & 0o777) == 0o600
-    assert len(c.SharedPasswordAuthenticator.admin_password) >= 32
-    assert c.SharedPasswordAuthenticator.user_password == (state / "workshop-password").read_text().strip()
-    again = Config()
-    hubconfig.configure(again, settings, chp="/bin/true")
-    assert again.ConfigurableHTTPProxy.auth_token == c.ConfigurableHTTPProxy.auth_token
-    # services: each with its own role and only the scopes it needs
-    roles = {role["name"]: role for role in c.JupyterHub.load_roles}
-    assert roles["idle-culler"]["scopes"] == [
-        "list:users", "read:users:activity", "read:servers", "delete:servers"]
-    assert roles["opu-lease-service"]["scopes"] == ["list:users", "read:servers", "delete:servers"]
-    assert "admin:users" not in roles["opu-lease-service"]["scopes"]
-    services = {svc["name"]: svc for svc in c.JupyterHub.services}
-    assert services["opu-lease"]["environment"]["OPUHUB_DEVICES"] == "/dev/opu0"
-    assert "--timeout=3600" in services["idle-culler"]["command"]
+def test_every_setting_has_a_help_text_and_a_default_that_passes_its_own_checks():
+    for name, f in SETTINGS.items():
+        assert len(f.metadata["help"]) > 20, name
+    settings.validate(Settings())  # the defaults are valid
 
 
-@pytest.mark.filterwarnings("ignore::DeprecationWarning:nativeauthenticator")
-def test_native_authenticator_config(tmp_path):
-    settings = settings_from_env({
-        "OPUHUB_STATE_DIR": str(tmp_path), "OPUHUB_SPAWNER": "local",
-        "OPUHUB_AUTHENTICATOR": "native", "OPUHUB_CULL_IDLE_SECONDS": "0",
-    })
-    c = Config()
-    hubconfig.configure(c, settings, chp="/bin/true")
-    assert c.JupyterHub.authenticator_class == "opuhub.native_auth.OPUNativeAuthenticator"
-    assert c.NativeAuthenticator.open_signup is False
-    assert "idle-culler" not in {svc["name"] for svc in c.JupyterHub.services}
+def test_every_setting_reads_back_what_it_hands_on(tmp_path):
+    """A service handed OPUHUB_* variables (settings_env) parses them into the same values."""
+    values = {
+        "OPUHUB_STATE_DIR": str(tmp_path / "state"), "OPUHUB_DEVICES": "/dev/opu0,/dev/opu1",
+        "OPUHUB_METRICS_PUBLIC": "on", "OPUHUB_LEASE_GRACE_SECONDS": "45.5",
+        "OPUHUB_ADMINS": "ann,ben", "OPUHUB_TIMEZONE": "Europe/Paris",
+    }
+    first = settings_from_env(values)
+    again = settings_from_env({settings.env_name(n): env_value(first, n) for n in SETTINGS})
+    assert again == first
+    assert first.metrics_public is True and first.lease_grace_seconds == 45.5
+    # unset devices mean "detect", an empty value "none": both survive the round trip
+    assert settings_from_env({"OPUHUB_DEVICES": ""}).devices == []
+    assert settings_from_env({}).devices is None
+
+
+def test_traits_policy_and_service_take_their_defaults_from_settings(tmp_path, monkeypatch):
+    """The spawner's traits, the lease policy and the lease service have no defaults of their
+    own: each equals the setting's (they disagreed once: grace 30 s vs 60 s)."""
+    mixin = OPUSpawnerMixin()
+    mirrored = {
+        "lease_max_duration": "lease_max_seconds", "lease_warning": "lease_warning_seconds",
+        "lease_quota": "quota_seconds", "lease_quota_period": "quota_period_seconds",
+        "lease_timezone": "timezone", "default_n_components": "n_components",
+        "simulator_max_n_components": "simulator_max_n_components",
+        "simulator_max_work": "simulator_max_work", "start_concurrency": "start_concurrency",
+    }
+    for trait, name in mirrored.items():
+        assert getattr(mixin, trait) == settings.default_of(name), trait
+        assert settings.env_name(name) in OPUSpawnerMixin.class_traits()[trait].help
+    policy = lease.LeasePolicy()
+    assert (policy.max_duration, policy.warning, policy.quota, policy.quota_period) == (
+        settings.default_of("lease_max_seconds"), settings.default_of("lease_warning_seconds"),
+        settings.default_of("quota_seconds"), settings.default_of("quota_period_seconds"))
+    app = LeaseServiceApp(
+        {"OPUHUB_STATE_DIR": str(tmp_path), "JUPYTERHUB_API_TOKEN": "t",
+         "JUPYTERHUB_API_URL": "http://127.0.0.1:1/hub/api"}, hub_auth=object())
+    assert app.enforcer.grace == settings.default_of("lease_grace_seconds")
+    assert app.enforcer.warning == settings.default_of("lease_warning_seconds")
+    assert app.interval == settings.default_of("lease_check_interval")
+    assert app.store.path == tmp_path.resolve() / "opu_leases.sqlite"
+
+
+def test_readme_settings_table_is_generated_from_settings():
+    readme = (Path(__file__).resolve().parents[2] / "hub" / "README.md").read_text()
+    assert settings.TABLE_START in readme, "hub/README.md lost its settings table markers"
+    assert settings.readme_with_table(readme) == readme, (
+        "hub/README.md's settings table differs from opuhub.settings: run "
+        "`.venv/bin/python -m opuhub.settings --update hub/README.md`")
+    for name in SETTINGS:
+        assert f"`{settings.env_name(name)}`" in readme

@@ -24,7 +24,6 @@ from opuhub import home_quota, unix_accounts
 from opuhub.docker_homes import volume_predates
 from opuhub.retired_homes import archive_stamp
 from tests.hub.hubtest import (
-    CONFIG,
     Hub,
     docker_spawner_hub,
     hub_factory,
@@ -217,9 +216,7 @@ def test_debugfs_reads_images_here():
 
 # --- Docker named volumes (cannot be renamed: refused to a later user of the name) -----------
 
-VOLUME_ONLY = f"""
-load_subconfig({str(CONFIG)!r})
-
+VOLUME_ONLY = """
 c.OPUDockerSpawner.home_storage = "volume"  # as a hub inside a container has it
 """
 

@@ -22,7 +22,6 @@ import pytest
 import requests
 
 from tests.hub.hubtest import (
-    CONFIG,
     docker_spawner_hub,
     hub_factory,
     hub_root,
@@ -38,8 +37,6 @@ FILLER, BYSTANDER = "diskfiller", "diskbystander"
 ENOSPC, EROFS = 28, 30
 
 SMALL_LIMITS = f"""
-load_subconfig({str(CONFIG)!r})
-
 c.OPUDockerSpawner.tmp_size = "{TMP_MIB}M"
 c.OPUDockerSpawner.log_max_size = "{LOG_MIB}m"
 c.OPUDockerSpawner.log_max_files = {LOG_FILES}

@@ -1,0 +1,212 @@
+"""Attacks on the shared OPU's broker: submitting as someone else, reading someone else's
+results, replaying, malformed and huge messages. Each is refused, and an honest user's
+transform in the middle of it all still comes back right."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import zmq
+
+from opu_kernel.backends import make_backend
+from opu_kernel.broker import protocol
+from opu_kernel.broker.client import BrokerClient, BrokerError, new_routing_id
+from opu_kernel.broker.server import ADMIN_USER, Limits
+
+from .conftest import broker_in_thread
+
+PARAMS = {"n_components": 64, "seed": 0, "ones_fraction": 0.5, "override": {}}
+
+
+def rows(n=8, features=32, seed=0):
+    return (np.random.default_rng(seed).random((n, features)) < 0.5).astype(np.uint8)
+
+
+class RawPeer:
+    """A hand-made connection: sends whatever frames it is told to."""
+
+    def __init__(self, url, routing_id=None):
+        self.socket = zmq.Context.instance().socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        if routing_id is not False:
+            self.socket.setsockopt(zmq.ROUTING_ID, routing_id or new_routing_id())
+        self.socket.connect(url)
+        self.seq = 0
+
+    def signed(self, user, key, op="transform", payload=b"", **fields):
+        self.seq += 1
+        header = {"v": 1, "op": op, "user": user, "seq": self.seq, "ts": time.time(),
+                  "id": "r1", **fields}
+        return protocol.encode(key, protocol.REQUEST, header, payload)
+
+    def send(self, frames):
+        self.socket.send_multipart(frames)
+
+    def receive(self, timeout_s=5.0):
+        if not self.socket.poll(int(timeout_s * 1000)):
+            return None
+        header, _, mac, payload = protocol.split(self.socket.recv_multipart())
+        return header, mac, payload
+
+    def close(self):
+        self.socket.close(linger=0)
+
+
+@pytest.fixture
+def peers(broker):
+    made = []
+
+    def make(routing_id=None):
+        peer = RawPeer(broker.url, routing_id)
+        made.append(peer)
+        return peer
+
+    yield make
+    for peer in made:
+        peer.close()
+
+
+def transform_fields(n=8, features=32):
+    return {"rows": n, "n_features": features, **PARAMS}
+
+
+def test_a_key_signs_for_its_own_user_only(broker):
+    mallory = BrokerClient(broker.url, "alice", protocol.user_key(broker.secret, "mallory"))
+    with pytest.raises(BrokerError, match="authentication failed"):
+        mallory.transform(PARAMS, rows())
+    guess = BrokerClient(broker.url, "alice", b"\x00" * 32)
+    with pytest.raises(BrokerError, match="authentication failed"):
+        guess.hello()
+    for client in (mallory, guess):
+        client.close()
+    assert broker.admin()["requests_done"] == 0
+
+
+def test_admin_operations_are_for_the_hub_only(broker):
+    alice = broker.client("alice")
+    with pytest.raises(BrokerError, match="for the hub only"):
+        alice.call("stats")
+    # a user who happens to be called like the administrator gets a user key, not its key
+    impostor = broker.client(ADMIN_USER)
+    with pytest.raises(BrokerError, match="authentication failed"):
+        impostor.call("reserve", {"holder": "mallory", "start": 0, "end": 1e10})
+    assert broker.admin()["requests_done"] == 0
+
+
+def test_results_go_only_to_the_connection_that_asked(secret):
+    with broker_in_thread(secret) as b:
+        b.admin("reserve", holder="nobody", start=time.time(), end=time.time() + 60)
+        alice = RawPeer(b.url)
+        alice_key = protocol.user_key(secret, "alice")
+        alice.send(alice.signed("alice", alice_key, payload=protocol.pack_rows(rows()),
+                                **transform_fields()))
+        assert alice.receive()[0]["status"] == "queued"
+        # Bob, with his own key, asks about, cancels, and re-uses the id of alice's request:
+        # ids are per connection, so he reaches nothing of hers.
+        bob = b.client("bob")
+        with pytest.raises(BrokerError, match="unknown request"):
+            bob.call("ping", {"id": "r1"})
+        assert bob.call("cancel", {"id": "r1"})["found"] is False
+        # Mallory takes alice's routing id while alice is connected: ZeroMQ keeps alice's
+        # connection and ignores the newcomer, who hears nothing.
+        mallory = RawPeer(b.url, alice.socket.getsockopt(zmq.ROUTING_ID))
+        mallory_key = protocol.user_key(secret, "mallory")
+        mallory.send(mallory.signed("mallory", mallory_key, op="hello"))
+        b.admin("release", holder="nobody")
+        header, mac, payload = alice.receive()
+        assert header["status"] == "done" and header["id"] == "r1"
+        protocol.verify(alice_key, protocol.REPLY, protocol.encode(
+            alice_key, protocol.REPLY, header, payload)[1], mac, payload)
+        assert mallory.receive(timeout_s=0.5) is None
+        assert b.admin()["jobs"] == 0
+        for peer in (alice, mallory):
+            peer.close()
+        bob.close()
+
+
+def test_a_guessable_routing_id_is_refused(peers, broker):
+    peer = peers(routing_id=False)  # ZeroMQ's own ids: a 5-byte counter
+    peer.send(peer.signed("alice", protocol.user_key(broker.secret, "alice"), op="hello"))
+    header, _, _ = peer.receive()
+    assert header["status"] == "error" and "16-byte routing id" in header["error"]
+
+
+def test_a_connection_stays_with_its_first_user(peers, broker):
+    peer = peers()
+    peer.send(peer.signed("alice", protocol.user_key(broker.secret, "alice"), op="hello"))
+    assert peer.receive()[0]["status"] == "ok"
+    peer.send(peer.signed("bob", protocol.user_key(broker.secret, "bob"), op="hello"))
+    header, mac, _ = peer.receive()
+    assert header["status"] == "error" and "belongs to another user" in header["error"]
+    assert mac == b""  # refusals carry nothing signed
+
+
+def test_a_replayed_message_is_refused(peers, broker):
+    peer = peers()
+    frames = peer.signed("alice", protocol.user_key(broker.secret, "alice"), op="status")
+    peer.send(frames)
+    assert peer.receive()[0]["status"] == "ok"
+    peer.send(frames)
+    header = peer.receive()[0]
+    assert header["status"] == "error" and "replayed" in header["error"]
+
+
+def test_malformed_and_huge_messages_are_refused_without_disturbing_others(secret):
+    with broker_in_thread(secret, limits=Limits(max_message_bytes=2**20)) as b:
+        honest = b.client("alice")
+        X = rows(200, 300, seed=4)
+        outcome = {}
+
+        def work():
+            try:
+                outcome["results"] = [honest.transform(PARAMS, X)[0] for _ in range(20)]
+            except Exception as exc:  # noqa: BLE001 - reported below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        key = protocol.user_key(secret, "mallory")
+        attacks = [
+            [b"OPUB1"],
+            [b"GET / HTTP/1.1\r\n", b"", b"", b""],
+            [protocol.MAGIC, b"{not json", b"", b""],
+            [protocol.MAGIC, b"{}" + b" " * 10_000, b"", b""],
+        ]
+        refused = 0
+        for frames in attacks:
+            peer = RawPeer(b.url)
+            peer.send(frames)
+            header = peer.receive()[0]
+            assert header["status"] == "error"
+            refused += 1
+            peer.close()
+        peer = RawPeer(b.url)
+        bad_payloads = [
+            dict(payload=b"\x00" * 5, **transform_fields()),  # wrong packed size
+            dict(payload=b"", **{**transform_fields(), "rows": 10**9}),  # too many rows
+            dict(payload=b"", **{**transform_fields(), "n_components": -1}),
+            dict(payload=b"", **{**transform_fields(), "override": {"rm -rf": 1}}),
+        ]
+        for fields in bad_payloads:
+            peer.send(peer.signed("mallory", key, **fields))
+            header = peer.receive()[0]
+            assert header["status"] == "error", header
+        # Over max_message_bytes: ZeroMQ cuts that connection before buffering the message.
+        huge = RawPeer(b.url)
+        huge.send(huge.signed("mallory", key, payload=b"\x01" * (4 * 2**20),
+                              **transform_fields()))
+        assert huge.receive(timeout_s=1.0) is None
+        for p in (peer, huge):
+            p.close()
+        worker.join(60)
+        assert "error" not in outcome, outcome.get("error")
+        reference = make_backend("simulator", seed=0)
+        reference.open()
+        reference.configure(300, 64, 0.5)
+        expected = reference.transform(X, linear=False).output
+        assert all(np.array_equal(r, expected) for r in outcome["results"])
+        stats = b.admin()
+        assert stats["requests_done"] == 20
+        assert stats["requests_refused"] >= refused + len(bad_payloads)
+        honest.close()
