@@ -1,0 +1,170 @@
+"""kubernetes/: the chart values and the device plugin, turned into the objects they make and
+checked against the Kubernetes API's typed models (no unknown field anywhere)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+from types import SimpleNamespace
+
+import yaml
+from traitlets.config import Config
+
+from opuhub import hubconfig
+from opuhub.kube_inventory import DeviceInventory
+from opuhub.kube_spawner import OPUKubeSpawner, api_dict
+from tests.hub.kube import chart, strict
+from tests.hub.kube.test_spawner_pod import container, env, opu_resources, spawn
+
+
+def test_values_use_only_what_the_chart_and_the_spawner_know():
+    values = chart.load_values()
+    unmapped = set(values["singleuser"]) - chart.MAPPED - chart.NOT_SPAWNER
+    assert not unmapped, f"tests/hub/kube/chart.py does not restate singleuser.{unmapped}"
+    for section in values["hub"]["config"]:
+        assert section[:1].isupper()  # the chart refuses other section names
+    traits = OPUKubeSpawner.class_traits(config=True)
+    unknown = set(values["hub"]["config"]["OPUKubeSpawner"]) - set(traits)
+    assert not unknown, f"values.yaml sets OPUKubeSpawner.{unknown}: no such setting"
+
+
+def _pods_from_values(tmp_path):
+    values = chart.load_values()
+    c: Config = chart.spawner_config(values)
+    c.OPUKubeSpawner.lease_db = str(tmp_path / "leases.sqlite")  # /srv/jupyterhub in the pod
+    assert c.JupyterHub.spawner_class == "opuhub.kube_spawner.OPUKubeSpawner"
+
+    async def run():
+        pods = []
+        for user, profile in (("alice", "simulator"), ("bob", "hardware")):
+            spawner = OPUKubeSpawner(_mock=True, config=c, user=SimpleNamespace(
+                name=user, id=1, url=f"/user/{user}/"))
+            pods.append((spawner, await spawn(spawner, {"profile": profile})))
+        return pods
+
+    return values, asyncio.run(run())
+
+
+def test_the_values_give_hardened_pods_and_the_holder_lands_on_the_opu_node(tmp_path):
+    values, [(alice, simulator), (bob, holder)] = _pods_from_values(tmp_path)
+    for spawner, pod in ((alice, simulator), (bob, holder)):
+        strict.parse(pod, "V1Pod")
+        strict.parse(api_dict(spawner.get_pvc_manifest()), "V1PersistentVolumeClaim")
+        notebook = container(pod)
+        assert notebook["args"][:2] == ["jupyterhub-singleuser",
+                                        "--MappingKernelManager.cull_idle_timeout=3600"]
+        assert "--MappingKernelManager.default_kernel_name=opu" in notebook["args"]
+        assert notebook["securityContext"]["readOnlyRootFilesystem"] is True
+        assert pod["spec"]["securityContext"]["fsGroup"] == 1000
+        assert pod["metadata"]["labels"]["hub.jupyter.org/network-access-hub"] == "true"
+        assert pod["spec"]["volumes"][0] == {
+            "name": "home", "persistentVolumeClaim": {"claimName": f"opuhub-home-{spawner.user.name}"}}
+        assert notebook["volumeMounts"][0] == {"name": "home", "mountPath": "/home/jovyan"}
+        assert notebook["resources"]["limits"] == {
+            "cpu": 2.0, "memory": 2 * 1024**3, **opu_resources(pod)["limits"]}
+        assert not pod["spec"].get("initContainers")  # the chart's privileged one is off
+    assert opu_resources(simulator) == {"limits": {}, "requests": {}}
+    assert opu_resources(holder) == {"limits": {"lighton.ai/opu0": "1"},
+                                     "requests": {"lighton.ai/opu0": "1"}}
+    terms = holder["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [{"matchFields": [{"key": "metadata.name", "operator": "In",
+                                       "values": ["opu-node-1"]}]}]
+    assert env(holder)["OPU_LEASE_DEVICE"] == "opu-node-1:/dev/opu0"
+    assert env(holder)["OPU_DEVICE"] == "/dev/opu0"
+
+
+def test_the_kernel_arguments_are_the_hubs():
+    spawner = chart.load_values()["hub"]["config"]["OPUKubeSpawner"]
+    assert spawner["args"] == hubconfig.singleuser_args(
+        SimpleNamespace(kernel_cull_idle_seconds=3600), "opu")
+
+
+def _device_plugin() -> dict:
+    [daemonset] = list(yaml.safe_load_all(chart.DEVICE_PLUGIN.read_text()))
+    return daemonset
+
+
+def test_the_device_plugin_advertises_every_device_the_hub_leases():
+    daemonset = _device_plugin()
+    strict.parse_manifest(daemonset)
+    spec = daemonset["spec"]["template"]["spec"]
+    [plugin] = spec["containers"]
+    args = plugin["args"]
+    domain = args[args.index("--domain") + 1]
+    devices = [json.loads(args[i + 1]) for i, arg in enumerate(args) if arg == "--device"]
+    advertised = {}
+    for device in devices:
+        [group] = device["groups"]
+        [path] = group["paths"]
+        assert path["path"] == f"/dev/{device['name']}" and group.get("count", 1) == 1
+        assert path["permissions"] == "rw"  # no "m": the pod cannot make device nodes
+        advertised[f"{domain}/{device['name']}"] = path["mountPath"]
+    spawner = chart.load_values()["hub"]["config"]["OPUKubeSpawner"]
+    inventory = DeviceInventory.from_mapping(spawner["device_inventory"])
+    wanted = set(inventory.resource_names(spawner["device_resource"]).values())
+    assert wanted <= set(advertised)
+    assert set(advertised.values()) == {spawner["container_device"]}
+    assert spec["nodeSelector"] == {"lighton.ai/opu-node": "true"}
+    assert {"key": spawner["opu_node_taint"], "operator": "Exists", "effect": "NoSchedule"} in \
+        spec["tolerations"]
+    assert spec["automountServiceAccountToken"] is False
+
+
+def test_network_rules_user_pods_reach_only_the_hub_proxy_and_dns():
+    values = chart.load_values()
+    policy = values["singleuser"]["networkPolicy"]
+    assert policy["enabled"] is True
+    assert policy["egress"] == [] and policy["ingress"] == [] and policy["allowedIngressPorts"] == []
+    # the chart always allows user pods → hub:8081 and → proxy:8000; these add the rest
+    assert policy["egressAllowRules"] == {
+        "cloudMetadataServer": False, "dnsPortsCloudMetadataServer": False,
+        "dnsPortsKubeSystemNamespace": True, "dnsPortsPrivateIPs": False,
+        "nonPrivateIPs": False, "privateIPs": False}
+    assert values["singleuser"]["cloudMetadata"]["blockWithIptables"] is False
+    # the rules we add for the lease service, as the API types them
+    hub_in = strict.parse(values["hub"]["networkPolicy"]["ingress"],
+                          "list[V1NetworkPolicyIngressRule]")
+    proxy_out = strict.parse(values["proxy"]["chp"]["networkPolicy"]["egress"],
+                             "list[V1NetworkPolicyEgressRule]")
+    ports = strict.parse(values["hub"]["service"]["extraPorts"], "list[V1ServicePort]")
+    assert hub_in[0].ports[0].port == proxy_out[0].ports[0].port == ports[0].port == 10101
+    # the proxy alone may reach it: not user pods (they carry network-access-hub)
+    assert hub_in[0]._from[0].pod_selector.match_labels == {"app": "jupyterhub",
+                                                             "component": "proxy"}
+
+
+def test_the_lease_service_and_the_culler_are_hub_services():
+    values = chart.load_values()
+    hub = values["hub"]
+    service = hub["services"]["opu-lease"]
+    assert service["command"][:2] == ["python3", "-m"]
+    assert importlib.util.find_spec(service["command"][2]) is not None
+    spawner = hub["config"]["OPUKubeSpawner"]
+    inventory = DeviceInventory.from_mapping(spawner["device_inventory"])
+    assert service["environment"]["OPUHUB_DEVICES"].split(",") == inventory.hand_out_order()
+    assert service["environment"]["OPUHUB_LEASE_DB"] == spawner["lease_db"]
+    assert service["url"].endswith(":10101")
+    roles = hub["loadRoles"]
+    assert roles["opu-lease-service"] == {"scopes": hubconfig.LEASE_SERVICE_SCOPES,
+                                          "services": ["opu-lease"]}
+    assert "access:services!service=opu-lease" in roles["user"]["scopes"]
+    cull = values["cull"]
+    # the culler (run by the chart as a hub service) must outlast the activity updates
+    assert cull["enabled"] is True and cull["timeout"] >= 300 + 30
+
+
+def test_the_lease_service_listens_on_the_pods_addresses():
+    from opuhub.kube_service import DEFAULT_BIND_URL, bind_url
+
+    values = chart.load_values()
+    environment = values["hub"]["services"]["opu-lease"]["environment"]
+    assert bind_url(environment) == "http://0.0.0.0:10101" == bind_url({}) == DEFAULT_BIND_URL
+    for bad in ("http://hub", "https://0.0.0.0:10101", "0.0.0.0:10101", "http://0.0.0.0:1/x"):
+        try:
+            bind_url({"OPUHUB_LEASE_BIND_URL": bad})
+        except ValueError as e:
+            assert "http://HOST:PORT" in str(e)
+        else:
+            raise AssertionError(f"{bad} accepted")
