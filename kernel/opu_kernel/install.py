@@ -4,6 +4,11 @@
 
 Mirrors ``python -m ipykernel install``: the kernel runs this Python with ipykernel and the
 ``opu_kernel`` IPython extension.
+
+``pip install opu-kernel`` already installs the spec (``share/jupyter/kernels/opu``, as wheel
+data): its ``kernel.json`` names plain ``python``, which Jupyter replaces by the Python it runs
+on. This command writes the absolute path of *this* Python instead, for a Jupyter that runs in
+another environment (a hub, a system-wide JupyterLab), and can install under another name.
 """
 
 from __future__ import annotations
@@ -22,14 +27,11 @@ LOGOS = ("logo-32x32.png", "logo-64x64.png", "logo-128x128.png")
 
 
 def kernel_json(python: str = sys.executable, display_name: str = DISPLAY_NAME) -> dict:
-    return {
-        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-                 "--ext", "opu_kernel"],
-        "display_name": display_name,
-        "language": "python",
-        "interrupt_mode": "signal",
-        "metadata": {"debugger": True},
-    }
+    """The shipped spec (resources/kernel.json, also the wheel's data) run by ``python``."""
+    spec = json.loads((resources.files("opu_kernel") / "resources" / "kernel.json").read_text())
+    spec["argv"][0] = python
+    spec["display_name"] = display_name
+    return spec
 
 
 def write_spec(directory: Path, display_name: str = DISPLAY_NAME) -> Path:

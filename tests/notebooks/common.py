@@ -6,7 +6,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-SANITIZE = NOTEBOOK_DIR / "sanitize.cfg"
 KERNEL_NAME = "opu"
 #: Seconds a notebook may take on 2 cores with the simulator (issue #4: "under 60 s").
 BUDGET_S = 60.0
