@@ -2,13 +2,68 @@
 
 import json
 import os
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import requests
 import websocket
+
+
+def wait_until(predicate: Callable, timeout: float, message: str | Callable[[], str],
+               interval: float = 0.2):
+    """Call ``predicate()`` until it returns something true and return that; past ``timeout``
+    seconds raise TimeoutError naming ``message`` (a string, or a callable giving one: e.g. the
+    logs at that moment). The predicate runs at least once, and once more at the deadline, so
+    a slow machine never fails a condition that became true during the last sleep."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        left = deadline - time.monotonic()
+        if left <= 0:
+            what = message() if callable(message) else message
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(min(interval, left))
+
+
+def container_exec(container, cmd: list[str] | str, *, user: str | None = None,
+                   timeout: float = 120, ok: tuple[int, ...] = (0,), stderr: bool = True,
+                   **kwargs) -> str:
+    """Run ``cmd`` in a running Docker ``container`` (docker-py) and return its output;
+    AssertionError, with the output, when the exit code is not in ``ok`` or the command
+    is still running after ``timeout`` seconds. ``stderr=False``: return stdout only (stderr
+    still goes into the failure message). Other keyword arguments go to ``exec_run``."""
+    done: dict = {}
+
+    def run():
+        try:
+            done["result"] = container.exec_run(cmd, user=user or "", demux=not stderr, **kwargs)
+        except BaseException as e:  # handed to the caller's thread
+            done["error"] = e
+
+    # docker-py's exec_run has no time limit of its own; a daemon thread lets the test go on
+    # (the command dies with its container, which the tests remove)
+    worker = threading.Thread(target=run, daemon=True, name=f"exec in {container.name}")
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise AssertionError(f"{cmd!r} in {container.name} still running after {timeout:g}s")
+    if "error" in done:
+        raise done["error"]
+    code, output = done["result"].exit_code, done["result"].output
+    if stderr:
+        out, err = (output or b"").decode(errors="replace"), ""
+    else:
+        out, err = ((part or b"").decode(errors="replace") for part in output)
+    if code not in ok:
+        raise AssertionError(f"{cmd!r} in {container.name} exited {code} (expected "
+                             f"{' or '.join(map(str, ok))}):\n{out[-4000:]}{err[-4000:]}")
+    return out
 
 
 def binary(shape, seed=0):

@@ -4,34 +4,36 @@ from __future__ import annotations
 
 import pytest
 
-from tests.hub.hubtest import Hub, _launched, hub_root, launch_needed_hubs, launched_hub
-
-
-@pytest.fixture(scope="session", autouse=True)
-def proxy_installed():
-    """configurable-http-proxy comes from npm; install it once if this is a fresh clone."""
-    from opuhub.proxy import ensure_chp
-
-    return ensure_chp()
+from tests.hub.hubtest import (
+    Hub,
+    hub_root,
+    launch_needed_hubs,
+    launched_hub,
+    shutdown_unclaimed_hubs,
+)
 
 
 @pytest.fixture(scope="session")
-def hub(tmp_path_factory, request):
+def early_hubs(tmp_path_factory, request):
+    """Launches, once, the hubs the selected modules will need (starting one is mostly
+    waiting, so they start side by side), and at the end of the session shuts down those that
+    no fixture claimed. Set up before the hub fixtures, so torn down after them."""
+    launch_needed_hubs(tmp_path_factory, {item.path.name for item in request.session.items})
+    yield
+    shutdown_unclaimed_hubs()
+
+
+@pytest.fixture(scope="session")
+def hub(early_hubs):
     """One hub for the spawn and lease tests (a hub start costs seconds on 2 cores)."""
-    launch_needed_hubs(tmp_path_factory, {item.path.name for item in request.session.items})
-    try:
-        hub = Hub(hub_root("hub"), via_run=True).start()
-        yield hub
-        hub.shutdown()
-    finally:
-        for leftover in _launched.values():  # launched for modules that did not run
-            leftover.shutdown()
+    hub = Hub(hub_root("hub"), via_run=True).start()
+    yield hub
+    hub.shutdown()
 
 
 @pytest.fixture(scope="session")
-def second_hub(tmp_path_factory, request):
+def second_hub(early_hubs, tmp_path_factory):
     """A hub with NativeAuthenticator and a short idle-culler timeout."""
-    launch_needed_hubs(tmp_path_factory, {item.path.name for item in request.session.items})
     hub = launched_hub("second", tmp_path_factory)
     yield hub
     hub.shutdown()

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import requests
 
-from tests.helpers import execute_in_user_kernel, make_stand_in_node
+from tests import processes
+from tests.helpers import execute_in_user_kernel, make_stand_in_node, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 FAKES = REPO / "tests" / "fakes"
@@ -46,16 +47,6 @@ def free_port() -> int:
         _handed_out.add(port)
         return port
 
-def wait_for(predicate, timeout: float, what: str, interval: float = 0.2):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
 def _exists(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -76,11 +67,6 @@ def hub_root(name: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"opuhub-{name}-"))
 
 
-def opu_kernel_available() -> bool:
-    from jupyter_client.kernelspec import KernelSpecManager
-
-    return "opu" in KernelSpecManager().find_kernel_specs()
-
 class Hub:
     """One hub with its state directory; can be stopped and started again on the same state."""
 
@@ -91,6 +77,7 @@ class Hub:
             else [str(BIN / "jupyterhub"), "-f", str(CONFIG)]
         )
         self.root = root
+        processes.register_root(root)  # its services and servers count as this run's
         self.state = root / "state"
         self.devices = [str(root / "dev" / "opu0")]
         (root / "dev").mkdir(parents=True, exist_ok=True)
@@ -137,6 +124,9 @@ class Hub:
 
     def launch(self):
         """Start the hub process without waiting for it (see :meth:`wait_up`)."""
+        from opuhub.proxy import ensure_chp
+
+        ensure_chp()  # configurable-http-proxy comes from npm: installed once in a fresh clone
         self.state.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
@@ -159,7 +149,7 @@ class Hub:
                 return False
 
         try:
-            wait_for(up, timeout, "the hub and the lease service")
+            wait_until(up, timeout, "the hub and the lease service")
         except BaseException:
             self.shutdown()
             raise
@@ -216,6 +206,13 @@ class Hub:
         from opuhub.local_spawner import release_host
 
         release_host(self.root / "homes")  # kernels, cgroups, loop-mounted homes
+        # A hub killed (stop() timed out) or crashed leaves its proxy, which runs in a session
+        # of its own, and whatever else it started: end every process carrying its state dir
+        stragglers = processes.leftover_processes(-1, None, {self.root})
+        if stragglers:
+            print(f"{self.root.name}: ending what the hub left running:",
+                  *(f"  {p}" for p in stragglers), sep="\n")
+            processes.end_leftovers(stragglers)
         if os.environ.get("OPUHUB_KEEP_TEST_STATE") != "1" and self.root.name.startswith("opuhub-"):
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -266,7 +263,7 @@ class Hub:
         resp = self.api("POST", self.server_path(user, server), json=options)
         if resp.status_code not in (201, 202):
             return resp
-        wait_for(lambda: (self.server_model(user, server) or {}).get("ready"), timeout,
+        wait_until(lambda: (self.server_model(user, server) or {}).get("ready"), timeout,
                  f"{user}'s server to be ready")
         self.remember_pid(user, server)
         return resp
@@ -274,7 +271,7 @@ class Hub:
     def stop_server(self, user: str, server: str = "", timeout: float = 30):
         resp = self.api("DELETE", self.server_path(user, server))
         assert resp.status_code in (202, 204), resp.text
-        wait_for(lambda: self.server_model(user, server) is None, timeout, f"{user}'s server to stop")
+        wait_until(lambda: self.server_model(user, server) is None, timeout, f"{user}'s server to stop")
 
     def leases(self, token: str | None = None) -> list[dict]:
         resp = self.get("/services/opu-lease/api/leases", token)
@@ -308,7 +305,8 @@ def docker_spawner_hub(root: Path, deployer_config: str, **settings) -> Hub:
 # takes seconds of mostly waiting, so they are launched together with the session hub (when a
 # module that needs them is selected) and awaited when first used.
 HUB_FACTORIES: dict = {}  # name -> (modules, factory)
-_launched: dict[str, Hub] = {}
+_launched: dict[str, Hub] = {}  # launched early, not yet handed to a fixture
+_ever_launched: set[str] = set()  # never launch a name twice (its fixture has taken the first)
 
 def hub_factory(name: str, modules: tuple[str, ...]):
     def register(factory):
@@ -319,7 +317,8 @@ def hub_factory(name: str, modules: tuple[str, ...]):
 
 def launch_needed_hubs(tmp_path_factory, selected_modules: set[str]) -> None:
     for name, (modules, factory) in HUB_FACTORIES.items():
-        if name not in _launched and selected_modules & set(modules):
+        if name not in _ever_launched and selected_modules & set(modules):
+            _ever_launched.add(name)
             hub = factory(tmp_path_factory)
             if hub is not None:
                 _launched[name] = hub.launch()
@@ -333,6 +332,19 @@ def launched_hub(name: str, tmp_path_factory) -> Hub | None:
             return None
         hub.launch()
     return hub.wait_up()
+
+def shutdown_unclaimed_hubs() -> None:
+    """Shut down the hubs launched early that no fixture took (their modules did not run);
+    every one of them, even when stopping another failed."""
+    failures = []
+    while _launched:
+        name, hub = _launched.popitem()
+        try:
+            hub.shutdown()
+        except Exception as e:
+            failures.append(f"{name}: {type(e).__name__}: {e}")
+    if failures:
+        raise RuntimeError("could not shut down: " + "; ".join(failures))
 
 @hub_factory("second", ("test_idle_culler.py", "test_authenticators.py"))
 def make_second_hub(tmp_path_factory):

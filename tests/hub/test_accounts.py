@@ -9,7 +9,8 @@ import pytest
 import requests
 
 from opuhub.accounts import authenticator_kind, login_url, workshop_usernames
-from tests.hub.hubtest import USER_PASSWORD, wait_for
+from tests.helpers import wait_until
+from tests.hub.hubtest import USER_PASSWORD
 from tests.hub.security.authflows import issued_passwords
 
 
@@ -120,7 +121,7 @@ def test_prestart_starts_the_accounts_servers_ahead_a_warm_pool(hub):
         assert result.returncode == 0, result.stderr
         assert "servers: " in result.stderr
         for name in names:
-            wait_for(lambda name=name: (hub.server_model(name) or {}).get("ready"), 180,
+            wait_until(lambda name=name: (hub.server_model(name) or {}).get("ready"), 180,
                      f"{name}'s prestarted server")
             hub.remember_pid(name)
         # again: they run already, nothing is started twice

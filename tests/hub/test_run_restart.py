@@ -21,7 +21,8 @@ import pytest
 
 from opuhub import lifeline, run, unix_accounts
 from opuhub.settings import settings_from_env
-from tests.hub.hubtest import Hub, _exists, hub_root, wait_for
+from tests.helpers import wait_until
+from tests.hub.hubtest import Hub, _exists, hub_root
 
 SERVICES = ("opu-lease", "idle-culler")
 USER = "rs-carol"
@@ -79,7 +80,7 @@ def test_kill_9_then_start_again_recovers_with_one_of_each_service(busy_hub):
     os.kill(hub.proc.pid, signal.SIGKILL)
     hub.proc.wait()
     # the services die with the hub; the proxy and the user's server carry on
-    wait_for(lambda: counts(hub) == {"opu-lease": 0, "idle-culler": 0}, 20,
+    wait_until(lambda: counts(hub) == {"opu-lease": 0, "idle-culler": 0}, 20,
              "the services to die with the hub")
     assert _exists(server_pid)
 
@@ -140,11 +141,11 @@ def test_a_service_dies_with_the_process_that_started_it():
     )
     child = int(parent.stdout.readline())
     try:
-        wait_for(lambda: Path(f"/proc/{child}/cmdline").read_bytes().startswith(b"sleep"), 20,
+        wait_until(lambda: Path(f"/proc/{child}/cmdline").read_bytes().startswith(b"sleep"), 20,
                  "the launcher to exec the service")
         parent.kill()
         parent.wait()
-        wait_for(lambda: not _exists(child), 20, "the service to die with its parent")
+        wait_until(lambda: not _exists(child), 20, "the service to die with its parent")
     finally:
         parent.kill()
         if _exists(child):

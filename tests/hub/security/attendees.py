@@ -11,7 +11,8 @@ from dataclasses import dataclass
 import requests
 
 from opuhub import usernames
-from tests.hub.hubtest import Hub, wait_for
+from tests.helpers import wait_until
+from tests.hub.hubtest import Hub
 
 
 @dataclass
@@ -49,7 +50,7 @@ class Attendee:
         return resp
 
     def wait_ready(self, timeout: float = 90) -> None:
-        wait_for(lambda: (self.hub.server_model(self.name) or {}).get("ready"), timeout,
+        wait_until(lambda: (self.hub.server_model(self.name) or {}).get("ready"), timeout,
                  f"{self.name}'s server to be ready")
         self.hub.remember_pid(self.name)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hub.hubtest import wait_for
+from tests.helpers import wait_until
 
 pytestmark = [
     pytest.mark.slow,
@@ -125,7 +125,7 @@ def test_a_stopped_server_leaves_no_process_behind(hub, pair):
 
     assert processes_of(attacker_uid)  # the server, kernel and sleep run now
     hub.stop_server(ATTACKER)
-    wait_for(lambda: not processes_of(attacker_uid), 30, "every process of the account to end")
+    wait_until(lambda: not processes_of(attacker_uid), 30, "every process of the account to end")
     time.sleep(0.5)
     assert processes_of(attacker_uid) == []
 

@@ -15,7 +15,8 @@ import socket
 import subprocess
 import sys
 
-from tests.hub.hubtest import Hub, hub_root, wait_for
+from tests.helpers import wait_until
+from tests.hub.hubtest import Hub, hub_root
 
 LISTENER = (
     "import socket, sys, time\n"
@@ -108,7 +109,7 @@ def test_the_previous_proxy_is_replaced_and_the_new_one_serves():
         hub.proc.wait()
         assert open(f"/proc/{old_proxy}/cmdline", "rb").read()  # the proxy outlived the hub
         hub.start()
-        wait_for(lambda: not os.path.exists(f"/proc/{old_proxy}")
+        wait_until(lambda: not os.path.exists(f"/proc/{old_proxy}")
                  or open(f"/proc/{old_proxy}/stat").read().split(") ")[1][0] == "Z", 20,
                  "the old proxy to be stopped")
         new_proxy = int((hub.state / "proxy.pid").read_text())
