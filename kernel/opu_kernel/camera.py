@@ -78,17 +78,22 @@ class EightBitCamera:
         saturated values.
         """
         intensity *= np.float32(self.gain)
+        return self.read(intensity, out, tile)
+
+    def read(self, counts: np.ndarray, out: np.ndarray, tile=(0, 0)) -> int:
+        """Counts already scaled by the gain (float scratch, modified in place) into ``out``
+        (uint8): noise when enabled, then rounded and clipped to 0..255. Returns the number
+        of saturated values. Clipping before rounding gives what rounding first gives."""
         if self.noise:
             rng = np.random.default_rng([self.seed, 0x0E1F, self._frames, *tile])
-            electrons = rng.poisson(intensity * ELECTRONS_PER_COUNT).astype(np.float32)
+            electrons = rng.poisson(counts * ELECTRONS_PER_COUNT).astype(np.float32)
             electrons += rng.normal(0.0, READ_NOISE_ELECTRONS,
-                                    intensity.shape).astype(np.float32)
-            np.multiply(electrons, np.float32(1.0 / ELECTRONS_PER_COUNT), out=intensity)
-        np.rint(intensity, out=intensity)
-        saturated = int(np.count_nonzero(intensity >= 255.0))
-        np.clip(intensity, 0.0, 255.0, out=intensity)
-        out[...] = intensity
-        return saturated
+                                    counts.shape).astype(np.float32)
+            np.multiply(electrons, 1.0 / ELECTRONS_PER_COUNT, out=counts,
+                        casting="unsafe")
+        np.clip(counts, 0.0, 255.0, out=counts)
+        np.rint(counts, out=out, casting="unsafe")
+        return int(np.count_nonzero(out == 255))
 
 
 def make_camera(camera: str, exposure_us: float, noise: bool, seed: int):

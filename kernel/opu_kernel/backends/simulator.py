@@ -5,6 +5,9 @@ GEMMs (half the arithmetic of lightonml's complex64 product). Memory and cache: 
 computed in tiles (ROW_TILE inputs × COLUMN_TILE components), squared while in cache, so
 scratch space is a few MiB whatever the shape.
 
+For the 8-bit camera (the default) H is quantized to int8 and the sums are exact integers
+(``integer.py``): the counts depend only on the seed and the input, on every CPU.
+
 H is built from column blocks of ``BLOCK_COMPONENTS`` components, each drawn from its own
 generator seeded with (seed, n_features, block index). So the matrix can be regenerated block
 by block (streaming mode, for n_components too large to hold), gives identical results held or
@@ -21,8 +24,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from .. import camera as cameras
+from . import integer
 from .base import Acquisition, Backend
 
+ARITHMETICS = ("auto", "int8", "float32")
 BLOCK_COMPONENTS = 4096
 #: Entries of one part (real or imaginary) of a block of H: 4096 components up to 4096
 #: features (64 MiB); beyond, blocks get narrower, so that streaming a hardware-sized input
@@ -117,13 +122,36 @@ def available_memory_bytes() -> int:
     return 8 * 2**30
 
 
-def matrix_bytes(n_features: int, n_components: int) -> int:
-    return 2 * 4 * n_features * n_components
+def matrix_bytes(n_features: int, n_components: int, itemsize: int = 4) -> int:
+    return 2 * itemsize * n_features * n_components
 
 
-def should_stream(n_features: int, n_components: int) -> bool:
+def should_stream(n_features: int, n_components: int, itemsize: int = 4) -> bool:
     """Stream when holding H would take more than 40 % of the memory available now."""
-    return matrix_bytes(n_features, n_components) > 0.4 * available_memory_bytes()
+    return matrix_bytes(n_features, n_components, itemsize) > 0.4 * available_memory_bytes()
+
+
+def draw_ahead(n_features: int, n_components: int, draw, workers: int | None = None):
+    """Yield (start, stop, *draw(block, width)) for consecutive blocks, drawing ahead on every
+    core: up to ``workers`` blocks beyond the one being multiplied are drawn at once. With a
+    small batch, drawing, not multiplying, is the bulk of a streamed transform."""
+    total = n_blocks(n_components, n_features)
+    workers = workers or os.cpu_count() or 1
+
+    def submit(block):
+        start, stop = block_bounds(block, n_components, n_features)
+        return pool.submit(draw, block, stop - start)
+
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        pending = [submit(block) for block in range(min(workers + 1, total))]
+        for block in range(total):
+            drawn = pending.pop(0).result()
+            if block + workers + 1 < total:
+                pending.append(submit(block + workers + 1))
+            yield (*block_bounds(block, n_components, n_features), *drawn)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def project(X: np.ndarray, blocks, out: np.ndarray, linear: bool, camera, progress=None,
@@ -198,18 +226,34 @@ class SimulatorBackend(Backend):
     name = "simulator"
 
     def __init__(self, seed: int = 0, camera: str = "8bit", camera_noise: bool = False,
-                 streaming: bool | str = "auto"):
+                 streaming: bool | str = "auto", gemm: str = "auto", arithmetic: str = "auto"):
+        """``arithmetic``: "int8" (H quantized, exact integer sums: ``integer.py``),
+        "float32" (lightonml's Gaussian H in float32) or "auto" (default): int8 for the 8-bit
+        camera, float32 for the exact one.
+
+        ``gemm`` (int8 only): what sums the int8 products — "torch" (its int8 GEMM), "numpy"
+        (float32 GEMMs, exact on int8 values) or "auto": torch when it is installed, the CPU
+        has int8 dot-product instructions and the transform is large or torch already
+        imported. All give identical results."""
         if camera not in cameras.CAMERAS:
             cameras.make_camera(camera, 1.0, False, 0)  # raises the explanatory error
         if streaming not in (True, False, "auto"):
             raise ValueError(f"streaming={streaming!r} is not valid; use True, False or 'auto'")
+        if gemm not in integer.ENGINES:
+            raise ValueError(f"gemm={gemm!r} is not valid; choose one of "
+                             + ", ".join(repr(e) for e in integer.ENGINES))
+        if arithmetic not in ARITHMETICS:
+            raise ValueError(f"arithmetic={arithmetic!r} is not valid; choose one of "
+                             + ", ".join(repr(a) for a in ARITHMETICS))
+        self.gemm = gemm
+        self.arithmetic = arithmetic
         self.seed = int(seed)
         self.camera_name = camera
         self.camera_noise = camera_noise
         self.streaming = streaming
         self._open = False
         self._shape = None  # (n_features, n_components) configured
-        self._matrix = None  # (real, imag) when held
+        self._matrix = None  # held: (real_t, imag_t) float32, or the int8 tile layout
         self._matrix_shape = None  # (n_features, n_components, scale_features) held
         self._camera = None
         #: Variance 1/scale_features per part of H's entries; None: 1/n_features (see
@@ -257,14 +301,22 @@ class SimulatorBackend(Backend):
                                            self.camera_noise, self.seed)
 
     @property
+    def integer(self) -> bool:
+        """Whether H is the int8 one with exact integer sums (by default: for the 8-bit
+        camera), not float32."""
+        if self.arithmetic == "auto":
+            return self.camera_name == "8bit"
+        return self.arithmetic == "int8"
+
+    @property
     def streams(self) -> bool:
         if self.streaming == "auto":
-            return self._shape is not None and should_stream(*self._shape)
+            return self._shape is not None and self.streams_at(*self._shape)
         return bool(self.streaming)
 
     def streams_at(self, n_features: int, n_components: int) -> bool:
         if self.streaming == "auto":
-            return should_stream(n_features, n_components)
+            return should_stream(n_features, n_components, 1 if self.integer else 4)
         return bool(self.streaming)
 
     def draws_matrix(self, n_features: int, n_components: int) -> bool:
@@ -274,15 +326,35 @@ class SimulatorBackend(Backend):
         return (self.streams_at(*key[:2]) or self._matrix is None
                 or self._matrix_shape != key)
 
-    def matrix(self):
-        """H for the configured shape, built on first use and kept while open."""
+    def held_matrix(self):
+        """H for the configured shape as the transform uses it (float32 (real_t, imag_t), or
+        int8 in the tile layout for the 8-bit camera), built on first use, kept while open."""
         key = (*self._shape, self.scale_features)
         if self._matrix_shape != key:
             self._matrix = None  # free the old one before building the new one
-            self._matrix = build_matrix(self.seed, *self._shape,
-                                        scale_features=self.scale_features)
+            if self.integer:
+                self._matrix = integer.build_matrix(self.seed, *self._shape)
+            else:
+                self._matrix = build_matrix(self.seed, *self._shape,
+                                            scale_features=self.scale_features)
             self._matrix_shape = key
         return self._matrix
+
+    def matrix(self):
+        """H's real and imaginary parts, transposed (n_components × n_features float32): the
+        held arrays, or for the 8-bit camera the values its int8 entries stand for (a copy)."""
+        held = self.held_matrix()
+        if not self.integer:
+            return held
+        return integer.dequantize(held, self._shape[0], self._scale())
+
+    def integer_matrix(self):
+        """8-bit camera: H's int8 levels (real, imag), each n_components × n_features (a copy);
+        an entry is worth ``integer.dequantization_scale(scale)`` in H."""
+        return integer.split_parts(self.held_matrix(), self._shape[0])
+
+    def _scale(self) -> int:
+        return self.scale_features or self._shape[0]
 
     # -- transform ------------------------------------------------------------------
     def transform(self, X, linear=False, progress=None):
@@ -296,40 +368,43 @@ class SimulatorBackend(Backend):
             X = X.view(np.uint8)
         streams = self.streams
         blocks = self._streamed_blocks() if streams else self._held_blocks()
-        saturated = project(X, blocks, out, linear, camera, progress)
+        extra = {"streaming": streams}
+        if self.integer:
+            work = n_rows * n_features * n_components * (1 if linear else 2)
+            engine = integer.choose_engine(self.gemm, work)
+            saturated = integer.project(X, blocks, out, linear, camera, self._scale(), engine,
+                                        progress)
+        else:
+            saturated = project(X, blocks, out, linear, camera, progress)
         return Acquisition(
             output=out,
             exposure_us=camera.exposure_us,
             frametime_us=cameras.FRAMETIME_US,
             saturated=None if camera.exposure_us is None else saturated / max(1, out.size),
-            extra={"streaming": streams},
+            extra=extra,
         )
 
     def _held_blocks(self):
-        real_t, imag_t = self.matrix()
-        n_components = self._shape[1]
-        n_features = self._shape[0]
+        held = self.held_matrix()
+        n_features, n_components = self._shape
         for block in range(n_blocks(n_components, n_features)):
             start, stop = block_bounds(block, n_components, n_features)
-            yield start, stop, real_t[start:stop], imag_t[start:stop]
+            if self.integer:
+                yield start, stop, held[2 * start:2 * stop]
+            else:
+                yield start, stop, held[0][start:stop], held[1][start:stop]
 
     def _streamed_blocks(self):
-        """Regenerate H block by block, drawing the next block while this one multiplies."""
+        """Regenerate H block by block, the next blocks drawn on every core while this one
+        multiplies."""
         n_features, n_components = self._shape
-        total = n_blocks(n_components, n_features)
-
-        def draw(block):
-            start, stop = block_bounds(block, n_components, n_features)
-            return matrix_block(self.seed, n_features, block, stop - start,
-                                self.scale_features)
-
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pending = pool.submit(draw, 0)
-            for block in range(total):
-                real_t, imag_t = pending.result()
-                if block + 1 < total:
-                    pending = pool.submit(draw, block + 1)
-                yield (*block_bounds(block, n_components, n_features), real_t, imag_t)
+        if self.integer:
+            def draw(block, width):
+                return (integer.matrix_block(self.seed, n_features, block, width),)
+        else:
+            def draw(block, width):
+                return matrix_block(self.seed, n_features, block, width, self.scale_features)
+        return draw_ahead(n_features, n_components, draw)
 
     # -- what lightonml's SimulatedOpuDevice offers, for code that reads opu.device ---------
     @property
@@ -338,9 +413,14 @@ class SimulatorBackend(Backend):
         complex64), or None before the first transform. Built on request: a copy."""
         if self._shape is None:
             return None
-        real_t, imag_t = (self.matrix() if not self.streams else
-                          build_matrix(self.seed, *self._shape,
-                                       scale_features=self.scale_features))
+        if not self.streams:
+            real_t, imag_t = self.matrix()
+        elif self.integer:
+            real_t, imag_t = integer.dequantize(integer.build_matrix(self.seed, *self._shape),
+                                                self._shape[0], self._scale())
+        else:
+            real_t, imag_t = build_matrix(self.seed, *self._shape,
+                                          scale_features=self.scale_features)
         matrix = np.empty(real_t.shape[::-1], dtype=np.complex64)
         matrix.real = real_t.T
         matrix.imag = imag_t.T
@@ -367,6 +447,7 @@ class SimulatorBackend(Backend):
             "camera": self.camera_name,
             "camera_noise": self.camera_noise,
             "streaming": self.streams,
+            "arithmetic": "int8, exact" if self.integer else "float32",
             "matrix_allocated": self.matrix_allocated,
             "exposure_us": self.exposure_us,
         }

@@ -6,31 +6,40 @@ from scipy import stats
 
 from opu_kernel import OPU
 from opu_kernel.backends import simulator
+from opu_kernel.backends.simulator import SimulatorBackend
+
+#: The statistics hold for both matrices: float32 Gaussian (camera="exact") and the int8 one
+#: behind the 8-bit camera, read here as exact float32 intensities.
+ARITHMETICS = ["float32", "int8"]
 
 
-def exact(n_components, n_features, **kwargs):
-    return OPU(n_components=n_components, max_n_features=n_features, camera="exact",
-               **kwargs).fit1d(n_features=n_features)
+def exact(n_components, n_features, arithmetic="float32", **kwargs):
+    device = SimulatorBackend(camera="exact", arithmetic=arithmetic, **kwargs)
+    return OPU(n_components=n_components, max_n_features=n_features,
+               opu_device=device).fit1d(n_features=n_features)
 
 
-def test_outputs_for_a_fixed_input_are_exponential():
+@pytest.mark.parametrize("arithmetic", ARITHMETICS)
+def test_outputs_for_a_fixed_input_are_exponential(arithmetic):
     n_features = 400
     x = np.zeros(n_features, dtype=np.uint8)
     x[:150] = 1
-    y = exact(40_000, n_features).transform(x).astype(np.float64)
+    y = exact(40_000, n_features, arithmetic).transform(x).astype(np.float64)
     assert y.mean() == pytest.approx(2 * 150 / n_features, rel=0.03)  # E|Hx|² = 2|x|²/n
     assert y.std() / y.mean() == pytest.approx(1.0, abs=0.03)  # coefficient of variation
     assert stats.kstest(y / y.mean(), "expon").pvalue > 1e-3
 
 
+@pytest.mark.parametrize("arithmetic", ARITHMETICS)
 @pytest.mark.parametrize("overlap", [0, 50, 100, 150])
-def test_correlation_across_components_is_squared_normalized_overlap(overlap):
+def test_correlation_across_components_is_squared_normalized_overlap(overlap, arithmetic):
     n_features = 300
     x = np.zeros(n_features, dtype=np.uint8)
     x_prime = np.zeros(n_features, dtype=np.uint8)
     x[:150] = 1
     x_prime[150 - overlap: 300 - overlap] = 1
-    y = exact(40_000, n_features).transform(np.stack([x, x_prime])).astype(np.float64)
+    y = exact(40_000, n_features, arithmetic).transform(np.stack([x, x_prime])).astype(
+        np.float64)
     expected = float(x @ x_prime) ** 2 / (float(x @ x) * float(x_prime @ x_prime))
     assert np.corrcoef(y)[0, 1] == pytest.approx(expected, abs=0.03)
 
