@@ -91,6 +91,15 @@ def check_environment(base: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def apply_environment(environ) -> None:
+    """Turn ``environ`` (os.environ) into check_environment() of itself, in place: the kernels
+    nbval and nbclient start inherit it, with everything else of the caller's."""
+    target = check_environment(dict(environ))
+    for key in set(environ) - set(target):
+        del environ[key]
+    environ.update(target)
+
+
 def shipped_sanitizers() -> str:
     return (resources.files("opu_kernel") / "resources" / "sanitize.cfg").read_text()
 
@@ -322,8 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {problem}", file=sys.stderr)
         return 2
     # the kernels nbval and nbclient start inherit this process's environment
-    os.environ.clear()
-    os.environ.update(check_environment(dict(os.environ)))
+    apply_environment(os.environ)
     opu_env = " ".join(f"{k}={v}" for k, v in sorted(os.environ.items()) if k.startswith("OPU_"))
     mode = "refresh" if args.refresh else "check"
     print(f"{PROG}: {mode} {notebooks_(len(notebooks))} on kernel '{args.kernel}' ({spec_dir}), "

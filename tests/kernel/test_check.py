@@ -48,6 +48,14 @@ def test_the_environment_has_one_blas_thread_and_the_simulator_unless_chosen():
     assert check.check_environment({"OPU_BACKEND": "hardware"})["OPU_BACKEND"] == "hardware"
 
 
+def test_the_kernels_get_the_callers_environment_with_those_changes():
+    environ = {"PATH": "/usr/bin", "LAB_DATA": "/data", "PYTEST_ADDOPTS": "-x",
+               "OMP_NUM_THREADS": "4"}
+    check.apply_environment(environ)
+    assert environ == {"PATH": "/usr/bin", "LAB_DATA": "/data", "OPU_BACKEND": "simulator",
+                       **check.SINGLE_THREADED_BLAS}
+
+
 def test_the_single_threaded_blas_is_the_curated_notebooks_one():
     """One setup for users and for our notebooks: scripts/refresh-notebooks goes through it."""
     script = (ROOT / "scripts" / "refresh-notebooks").read_text()
