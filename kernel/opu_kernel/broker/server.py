@@ -32,6 +32,10 @@ from .scheduler import FairScheduler, Job, QuotaExceeded
 log = logging.getLogger("opu_kernel.broker")
 
 ADMIN_USER = "*admin*"
+#: The timing model counts the device busy from the moment it became free when work was
+#: waiting (a device queues its next frames: the broker thread's own scheduling delays do not
+#: idle it), catching up at most this far behind the clock.
+MAX_LAG_S = 0.25
 ADMIN_OPS = ("stats", "reserve", "release")
 
 
@@ -73,7 +77,8 @@ class Request:
     routing_id: bytes
     params: dict
     packed: bytes
-    seen: float
+    seen: float  # last heard from its kernel
+    queued: float = 0.0
     result: np.ndarray | None = None
     done_frames: int = 0
     saturated: float = 0.0
@@ -275,7 +280,7 @@ class Broker:
                 raise protocol.ProtocolError(
                     f"{user} already has {mine} requests in flight (at most "
                     f"{self.limits.max_jobs_per_user})")
-            request = Request(routing_id, params, bytes(payload), now)
+            request = Request(routing_id, params, bytes(payload), now, now)
             job = Job(key, user, params["rows"], data=request)
             self.scheduler.submit(job)
             self.jobs[key] = job
@@ -423,8 +428,9 @@ class Broker:
                 self._finish(job)
                 continue
             if self.device.frame_s is not None:
-                # The timing model: the device is busy frames × frame_s from when it was free.
-                start = max(free_at, started)
+                # The timing model: the device is busy frames × frame_s from when it was free
+                # (or from when this request came, if the device was idle then).
+                start = max(free_at, min(started, request.queued), started - MAX_LAG_S)
                 free_at = start + piece.frames * self.device.frame_s
                 pause = free_at - time.monotonic()
                 if pause > 0:
