@@ -34,12 +34,13 @@ def parse(data, type_name: str, path: str = "$", quantity: bool = False):
     if match := re.fullmatch(r"list\[(.+)\]", type_name):
         if not isinstance(data, list):
             raise UnknownField(f"{path}: a list was expected, got {type(data).__name__}")
-        return [parse(item, match[1], f"{path}[{i}]") for i, item in enumerate(data)]
+        return [parse(_present(item, f"{path}[{i}]"), match[1], f"{path}[{i}]")
+                for i, item in enumerate(data)]
     if match := re.fullmatch(r"dict\(str, (.+)\)", type_name):
         if not isinstance(data, dict):
             raise UnknownField(f"{path}: a mapping was expected, got {type(data).__name__}")
         quantities = path.rsplit(".", 1)[-1] in QUANTITY_PARENTS
-        return {key: parse(value, match[1], f"{path}.{key}", quantities)
+        return {key: parse(_present(value, f"{path}.{key}"), match[1], f"{path}.{key}", quantities)
                 for key, value in data.items()}
     if type_name == "datetime":
         return data
@@ -64,6 +65,13 @@ def parse(data, type_name: str, path: str = "$", quantity: bool = False):
         return model(**kwargs)
     except ValueError as e:
         raise UnknownField(f"{path}: {e}") from None
+
+
+def _present(value, path: str):
+    # null is "unset" for a field, but never an entry of a list or a map (a label, a limit)
+    if value is None:
+        raise UnknownField(f"{path}: null is not a value here")
+    return value
 
 
 KINDS = {

@@ -8,6 +8,7 @@ import importlib.util
 import json
 from types import SimpleNamespace
 
+import pytest
 import yaml
 from traitlets.config import Config
 
@@ -162,9 +163,21 @@ def test_the_lease_service_listens_on_the_pods_addresses():
     environment = values["hub"]["services"]["opu-lease"]["environment"]
     assert bind_url(environment) == "http://0.0.0.0:10101" == bind_url({}) == DEFAULT_BIND_URL
     for bad in ("http://hub", "https://0.0.0.0:10101", "0.0.0.0:10101", "http://0.0.0.0:1/x"):
-        try:
+        with pytest.raises(ValueError, match="http://HOST:PORT"):
             bind_url({"OPUHUB_LEASE_BIND_URL": bad})
-        except ValueError as e:
-            assert "http://HOST:PORT" in str(e)
-        else:
-            raise AssertionError(f"{bad} accepted")
+
+
+def test_the_strict_parser_refuses_what_the_api_would_drop_or_refuse():
+    good = {"name": "notebook", "image": "x", "securityContext": {"readOnlyRootFilesystem": True}}
+    assert strict.parse(good, "V1Container").security_context.read_only_root_filesystem is True
+    for bad, says in (
+        ({**good, "securityContext": {"readOnlyRootFileSystem": True}}, "no field 'readOnlyRootFileSystem'"),
+        ({**good, "ports": [{"containerPort": "8888"}]}, "int expected"),
+        ({**good, "env": [{"name": "A", "value": 1}]}, "str expected"),
+        ({"image": "x"}, "name"),  # required
+    ):
+        with pytest.raises(strict.UnknownField, match=says):
+            strict.parse(bad, "V1Container")
+    with pytest.raises(strict.UnknownField, match="null is not a value"):
+        strict.parse({"metadata": {"labels": {"app": None}}}, "V1Pod")
+    assert strict.parse({"limits": {"cpu": 2.0}}, "V1ResourceRequirements").limits == {"cpu": 2.0}
