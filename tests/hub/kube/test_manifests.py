@@ -181,3 +181,53 @@ def test_the_strict_parser_refuses_what_the_api_would_drop_or_refuse():
     with pytest.raises(strict.UnknownField, match="null is not a value"):
         strict.parse({"metadata": {"labels": {"app": None}}}, "V1Pod")
     assert strict.parse({"limits": {"cpu": 2.0}}, "V1ResourceRequirements").limits == {"cpu": 2.0}
+
+
+# Pod Security Standards, "restricted" profile (Kubernetes docs, v1.28+), restated for what a
+# user pod can contain: kubernetes/README.md labels the namespace so that the API server itself
+# refuses "baseline" violations and warns on "restricted" ones.
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                      "persistentVolumeClaim", "projected", "secret"}
+
+
+def restricted_problems(pod: dict) -> list[str]:
+    problems = []
+    spec = pod["spec"]
+    psc = spec.get("securityContext") or {}
+    for volume in spec.get("volumes") or []:
+        kinds = set(volume) - {"name"}
+        if not kinds <= RESTRICTED_VOLUMES:
+            problems.append(f"volume {volume['name']}: {kinds - RESTRICTED_VOLUMES}")
+    for each in (spec.get("initContainers") or []) + spec["containers"]:
+        csc = each.get("securityContext") or {}
+        name = each["name"]
+        if csc.get("allowPrivilegeEscalation") is not False:
+            problems.append(f"{name}: allowPrivilegeEscalation")
+        if csc.get("runAsNonRoot", psc.get("runAsNonRoot")) is not True:
+            problems.append(f"{name}: runAsNonRoot")
+        if csc.get("runAsUser", psc.get("runAsUser")) == 0:
+            problems.append(f"{name}: runAsUser 0")
+        seccomp = (csc.get("seccompProfile") or psc.get("seccompProfile") or {}).get("type")
+        if seccomp not in ("RuntimeDefault", "Localhost"):
+            problems.append(f"{name}: seccompProfile {seccomp}")
+        caps = csc.get("capabilities") or {}
+        if "ALL" not in (caps.get("drop") or []) or set(caps.get("add") or []) - {"NET_BIND_SERVICE"}:
+            problems.append(f"{name}: capabilities")
+        if any(port.get("hostPort") for port in each.get("ports") or []):
+            problems.append(f"{name}: hostPort")
+        if csc.get("privileged"):
+            problems.append(f"{name}: privileged")
+    for key in ("hostNetwork", "hostPID", "hostIPC"):
+        if spec.get(key):
+            problems.append(key)
+    return problems
+
+
+def test_user_pods_meet_the_restricted_pod_security_standard(tmp_path):
+    _, pods = _pods_from_values(tmp_path)
+    for _, pod in pods:
+        assert restricted_problems(pod) == []
+    # and the restatement can fail: the chart's metadata blocker breaks it
+    blocker = {"name": "block", "securityContext": {"privileged": True, "runAsUser": 0}}
+    broken = {**pods[0][1], "spec": {**pods[0][1]["spec"], "initContainers": [blocker]}}
+    assert "block: privileged" in restricted_problems(broken)
