@@ -291,6 +291,10 @@ def _set(pod, obj, attr, value):
 def test_devices_and_options_reach_the_mixin(tmp_path):
     async def run():
         spawner = new_spawner(config(tmp_path), "hana")
+        form = await spawner.options_form(spawner)  # ours, not KubeSpawner's profile_list form
+        assert "node-b:/dev/opu0: free" in form and 'value="hardware"' in form
+        assert spawner.options_from_form({"profile": ["hardware"], "image": ["evil/miner"]}) == {
+            "profile": "hardware"}
         bad = None
         spawner.user_options = {"profile": "hardware", "image": "evil/miner"}
         try:
