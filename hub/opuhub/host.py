@@ -42,6 +42,7 @@ class HostFacts:
     hub_bind_url: str  # where the hub listens (the Docker network's gateway by default)
     default_kernel: str | None = "opu"  # the local servers' default kernel, when installed
     config_files: list[Path] = field(default_factory=list)  # deployer additions, in load order
+    created: list[str] = field(default_factory=list)  # what this call made (else: all there)
 
 
 def lease_db_path(settings: Settings) -> Path:
@@ -52,7 +53,7 @@ def hub_db_path(settings: Settings) -> Path:
     return settings.state_dir / HUB_DB
 
 
-def docker_gateway(network: str) -> str:
+def docker_gateway(network: str, created: list[str] | None = None) -> str:
     """Create the user network if needed; return its gateway (the host as containers see it)."""
     import docker
 
@@ -64,6 +65,8 @@ def docker_gateway(network: str) -> str:
             log(f"creating Docker network {network}")
             net = client.networks.create(network, driver="bridge")
             net.reload()
+            if created is not None:
+                created.append(f"Docker network {network}")
         return net.attrs["IPAM"]["Config"][0]["Gateway"]
     finally:
         client.close()
@@ -121,11 +124,16 @@ def prepare_host(settings: Settings, chp: str | None = None) -> HostFacts:
     """Do the host's side of ``settings`` (idempotent) and return what configuring needs."""
     from .proxy import ensure_chp
 
-    state = secrets.ensure_state_dir(settings.state_dir)
-    state_secrets = secrets.ensure_secrets(state)
+    state = settings.state_dir
     db_file = hub_db_path(settings)
+    before = {path for path in (state, *(state / name for name in secrets.NAMES), db_file)
+              if path.exists()}
+    secrets.ensure_state_dir(state)
+    state_secrets = secrets.ensure_secrets(state)
     if not db_file.exists():  # SQLite would create it world-readable (token hashes, state)
         os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
+    created = [str(path) for path in (state, *(state / name for name in secrets.NAMES), db_file)
+               if path not in before]
 
     images = [settings.image, settings.hardware_image or settings.image]
     probe = probe_docker(images) if settings.spawner == "auto" else None
@@ -135,7 +143,8 @@ def prepare_host(settings: Settings, chp: str | None = None) -> HostFacts:
     hub_bind_url = settings.hub_bind_url or "http://127.0.0.1:8081"
     if choice.is_docker and settings.docker_network != "host" and not settings.hub_bind_url:
         # containers on the user network reach the hub at the network's gateway address
-        hub_bind_url = f"http://{docker_gateway(settings.docker_network)}:{settings.hub_port}"
+        gateway = docker_gateway(settings.docker_network, created)
+        hub_bind_url = f"http://{gateway}:{settings.hub_port}"
 
     raise_open_files_limit()
     return HostFacts(
@@ -146,6 +155,7 @@ def prepare_host(settings: Settings, chp: str | None = None) -> HostFacts:
         hub_bind_url=hub_bind_url,
         default_kernel="opu" if choice.is_docker else local_default_kernel(),
         config_files=config_files(settings.config_dir),
+        created=created,
     )
 
 
@@ -168,6 +178,8 @@ def main() -> int:
     except Exception as e:  # e.g. npm failing, the Docker engine refusing the network
         print(f"opuhub: cannot prepare this host: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
+    for what in facts.created:
+        print(f"created: {what}")
     print(f"state: {settings.state_dir}")
     print(f"spawner: {facts.choice.reason}")
     print(f"hub listens on: {facts.hub_bind_url}")

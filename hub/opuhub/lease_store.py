@@ -32,34 +32,63 @@ from .lease import (
     usage_by_user,
 )
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS leases (
-    device      TEXT PRIMARY KEY,
-    username    TEXT NOT NULL,
-    server_name TEXT NOT NULL DEFAULT '',
-    started_at  REAL NOT NULL,
-    expires_at  REAL,
-    warned_at   REAL,
-    ending      TEXT,  -- why the lease is being ended (set before its server is stopped)
-    UNIQUE (username, server_name)
-);
-CREATE TABLE IF NOT EXISTS usage (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    username    TEXT NOT NULL,
-    server_name TEXT NOT NULL DEFAULT '',
-    device      TEXT NOT NULL,
-    started_at  REAL NOT NULL,
-    ended_at    REAL NOT NULL,
-    end_reason  TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS usage_by_user ON usage (username, ended_at);
-CREATE TABLE IF NOT EXISTS refusals (
-    id       INTEGER PRIMARY KEY AUTOINCREMENT,
-    username TEXT NOT NULL,
-    reason   TEXT NOT NULL,
-    at       REAL NOT NULL
-);
-"""
+# The schema evolves by migrations: entry N turns version N into N + 1 (SQLite's user_version).
+# Append, never edit one that has shipped: a database is migrated in order, in one transaction,
+# by whichever process opens it first. Databases made before versions existed are at 0, and
+# migration 0 is written so that it also fits them (IF NOT EXISTS).
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 0 -> 1: leases, their history, refused claims
+        """CREATE TABLE IF NOT EXISTS leases (
+            device      TEXT PRIMARY KEY,
+            username    TEXT NOT NULL,
+            server_name TEXT NOT NULL DEFAULT '',
+            started_at  REAL NOT NULL,
+            expires_at  REAL,
+            warned_at   REAL,
+            ending      TEXT,  -- why the lease is being ended (set before its server is stopped)
+            UNIQUE (username, server_name)
+        )""",
+        """CREATE TABLE IF NOT EXISTS usage (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            username    TEXT NOT NULL,
+            server_name TEXT NOT NULL DEFAULT '',
+            device      TEXT NOT NULL,
+            started_at  REAL NOT NULL,
+            ended_at    REAL NOT NULL,
+            end_reason  TEXT NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS usage_by_user ON usage (username, ended_at)",
+        """CREATE TABLE IF NOT EXISTS refusals (
+            id       INTEGER PRIMARY KEY AUTOINCREMENT,
+            username TEXT NOT NULL,
+            reason   TEXT NOT NULL,
+            at       REAL NOT NULL
+        )""",
+    ),
+    (  # 1 -> 2: the history, newest first (history(), backups' checks) without a full sort
+        "CREATE INDEX IF NOT EXISTS usage_by_end ON usage (ended_at)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class LeaseStoreTooNew(RuntimeError):
+    """The database was written by a newer opuhub: refusing beats misreading it."""
+
+
+def migrate(db: sqlite3.Connection, path: Path) -> int:
+    """Bring the database open in ``db`` (inside a write transaction) to SCHEMA_VERSION;
+    returns the version it had."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise LeaseStoreTooNew(
+            f"{path} has lease schema version {version}, newer than this opuhub's "
+            f"{SCHEMA_VERSION}: upgrade opuhub, or restore a backup made with this version")
+    for step in range(version, SCHEMA_VERSION):
+        for statement in MIGRATIONS[step]:
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {step + 1}")
+    return version
 
 
 def _lease(row: sqlite3.Row) -> Lease:
@@ -83,7 +112,8 @@ class LeaseStore:
         with self._connect() as db:
             # WAL: readers (metrics, API) never block the writer that claims a device
             db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(SCHEMA)
+        with self._write() as db:  # one process migrates; the others wait, then find it done
+            migrate(db, self.path)
         with contextlib.suppress(OSError):
             os.chmod(self.path, 0o600)
 

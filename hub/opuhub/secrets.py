@@ -16,6 +16,7 @@ PROXY_TOKEN = "proxy-auth-token"
 WORKSHOP_PASSWORD = "workshop-password"
 ADMIN_PASSWORD = "admin-password"
 CLI_TOKEN = "cli-token"
+NAMES = (PROXY_TOKEN, WORKSHOP_PASSWORD, ADMIN_PASSWORD, CLI_TOKEN)  # what ensure_secrets makes
 
 
 def ensure_state_dir(path: Path) -> Path:

@@ -28,8 +28,11 @@ def test_prepare_host_makes_state_and_secrets_once(tmp_path):
     assert facts.choice.class_path == LOCAL and facts.devices == ["/dev/opu0"]
     assert facts.hub_bind_url == "http://127.0.0.1:8081" and facts.chp == "/bin/true"
     assert facts.secrets[secrets.CLI_TOKEN] == (state / secrets.CLI_TOKEN).read_text().strip()
+    assert set(facts.created) == {str(state), str(state / host.HUB_DB),
+                                  *(str(state / name) for name in secrets.NAMES)}
     again = host.prepare_host(settings, chp="/bin/true")
     assert again.secrets == facts.secrets  # reused, never regenerated
+    assert again.created == []  # nothing to do the second time (Ansible: "ok", not "changed")
 
 
 def test_devices_unset_means_the_nodes_present(tmp_path, monkeypatch):
@@ -75,7 +78,7 @@ def test_command_line_prepares_and_reports(tmp_path):
     done = subprocess.run([sys.executable, "-m", "opuhub.host"], env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "devices: none (simulator only)" in done.stdout
+    assert "devices: none (simulator only)" in done.stdout and "created: " in done.stdout
     assert (tmp_path / "state" / secrets.ADMIN_PASSWORD).is_file()
     bad = subprocess.run([sys.executable, "-m", "opuhub.host"],
                          env={**env, "OPUHUB_SPAWNER": "kubernetes"}, capture_output=True,

@@ -1,10 +1,12 @@
 """The SQLite lease store: atomic claims, release, accounting, refusal counts."""
 
 import multiprocessing
+import sqlite3
 import threading
 
 import pytest
 
+from opuhub import lease_store
 from opuhub.lease import ENDED_EXPIRED, ENDED_STOPPED, Grant, LeasePolicy, Refusal
 from opuhub.lease_store import LeaseStore
 
@@ -105,3 +107,70 @@ def test_fifty_concurrent_claims_in_processes_yield_one_holder(tmp_path):
         proc.join(timeout=30)
     assert sum(results.values()) == 1
     assert len(LeaseStore(path).active()) == 1
+
+
+# --- schema versions and migrations ------------------------------------------------------------
+
+# the tables as the first releases created them, before the schema had a version
+UNVERSIONED = """
+CREATE TABLE leases (device TEXT PRIMARY KEY, username TEXT NOT NULL,
+    server_name TEXT NOT NULL DEFAULT '', started_at REAL NOT NULL, expires_at REAL,
+    warned_at REAL, ending TEXT, UNIQUE (username, server_name));
+CREATE TABLE usage (id INTEGER PRIMARY KEY AUTOINCREMENT, username TEXT NOT NULL,
+    server_name TEXT NOT NULL DEFAULT '', device TEXT NOT NULL, started_at REAL NOT NULL,
+    ended_at REAL NOT NULL, end_reason TEXT NOT NULL);
+CREATE INDEX usage_by_user ON usage (username, ended_at);
+CREATE TABLE refusals (id INTEGER PRIMARY KEY AUTOINCREMENT, username TEXT NOT NULL,
+    reason TEXT NOT NULL, at REAL NOT NULL);
+INSERT INTO leases (device, username, started_at) VALUES ('/dev/opu0', 'ann', 100.0);
+INSERT INTO usage (username, device, started_at, ended_at, end_reason)
+    VALUES ('bob', '/dev/opu0', 10.0, 70.0, 'stopped');
+"""
+
+
+def user_version(path) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute("PRAGMA user_version").fetchone()[0]
+
+
+def test_a_new_store_is_at_the_latest_schema_version(tmp_path):
+    LeaseStore(tmp_path / "new.sqlite")
+    assert user_version(tmp_path / "new.sqlite") == lease_store.SCHEMA_VERSION >= 2
+
+
+def test_a_database_from_before_versions_is_migrated_with_its_data(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(UNVERSIONED)
+    store = LeaseStore(path)
+    assert user_version(path) == lease_store.SCHEMA_VERSION
+    assert [(lease.device, lease.username) for lease in store.active()] == [("/dev/opu0", "ann")]
+    assert store.history()[0]["username"] == "bob"
+    with sqlite3.connect(path) as db:
+        indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert "usage_by_end" in indexes  # migration 1 -> 2 ran
+    LeaseStore(path)  # opening again changes nothing
+    assert user_version(path) == lease_store.SCHEMA_VERSION
+
+
+def test_a_newer_database_is_refused_with_what_to_do(tmp_path):
+    path = tmp_path / "future.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {lease_store.SCHEMA_VERSION + 1}")
+    with pytest.raises(lease_store.LeaseStoreTooNew, match="upgrade opuhub"):
+        LeaseStore(path)
+
+
+def test_a_failing_migration_leaves_the_database_as_it_was(tmp_path, monkeypatch):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.executescript(UNVERSIONED)
+    broken = (*lease_store.MIGRATIONS, ("CREATE TABLE x (a)", "THIS IS NOT SQL"))
+    monkeypatch.setattr(lease_store, "MIGRATIONS", broken)
+    monkeypatch.setattr(lease_store, "SCHEMA_VERSION", len(broken))
+    with pytest.raises(sqlite3.OperationalError):
+        LeaseStore(path)
+    assert user_version(path) == 0  # all or nothing: not even the earlier steps stayed
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "x" not in tables
