@@ -231,3 +231,59 @@ def test_user_pods_meet_the_restricted_pod_security_standard(tmp_path):
     blocker = {"name": "block", "securityContext": {"privileged": True, "runAsUser": 0}}
     broken = {**pods[0][1], "spec": {**pods[0][1]["spec"], "initContainers": [blocker]}}
     assert "block: privileged" in restricted_problems(broken)
+
+
+def test_the_lease_service_starts_from_the_values_and_shares_the_spawners_database(tmp_path):
+    """python -m opuhub.kube_service with the environment values.yaml gives it (paths under the
+    hub's volume moved to tmp_path, JupyterHub's variables as the hub sets them): it listens on
+    its bind address although the service URL's host does not resolve here, answers through
+    the hub's login, and its lease database is the file the spawner uses."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    values = chart.load_values()
+    moved = {key: value.replace("/srv/jupyterhub", str(tmp_path))
+             for key, value in values["hub"]["services"]["opu-lease"]["environment"].items()}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, **moved,
+           "OPUHUB_LEASE_BIND_URL": f"http://127.0.0.1:{port}",
+           "JUPYTERHUB_SERVICE_URL": values["hub"]["services"]["opu-lease"]["url"],
+           "JUPYTERHUB_SERVICE_PREFIX": "/services/opu-lease/",
+           "JUPYTERHUB_API_URL": "http://127.0.0.1:9/hub/api",  # nothing there: enforcement logs
+           "JUPYTERHUB_API_TOKEN": "not-checked-before-a-request"}
+    service = subprocess.Popen([sys.executable, "-m", "opuhub.kube_service"], cwd=tmp_path,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/services/opu-lease/api/leases"
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *args, **kwargs):
+            return None
+
+    try:
+        deadline = time.monotonic() + 60  # a wait for the start, not a measurement
+        while True:
+            try:
+                urllib.request.build_opener(NoRedirect).open(url, timeout=5)
+                raise AssertionError("the lease list answered without a login")
+            except urllib.error.HTTPError as e:
+                answer = e
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert service.poll() is None, service.stdout.read().decode()
+                assert time.monotonic() < deadline, "the lease service never answered"
+                time.sleep(0.1)
+        assert answer.code == 302 and "/hub/api/oauth2/authorize" in answer.headers["Location"]
+        spawner_db = values["hub"]["config"]["OPUKubeSpawner"]["lease_db"].replace(
+            "/srv/jupyterhub", str(tmp_path))
+        assert os.path.exists(spawner_db)
+    finally:
+        service.terminate()
+        service.wait(timeout=30)
+        service.stdout.close()
