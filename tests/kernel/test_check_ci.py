@@ -2,8 +2,8 @@
 their own (not one of ours), the GitHub action's steps (action.yml) run as written.
 
 One test, in order: install + check passes; an edited stored output fails with the explanation;
-the refresh command that explanation prints makes it pass again; the pre-commit hook's entry
-fails and passes likewise. The notebook's outputs are made the way a user makes them — in
+the refresh command that explanation prints makes it pass again; pre-commit itself runs the
+hook (.pre-commit-hooks.yaml) on the notebook: passes. The notebook's outputs are made the way a user makes them — in
 Jupyter, multi-threaded BLAS — so the check (one thread, a fresh environment) also holds the
 promise that stored outputs do not depend on the thread count.
 """
@@ -168,13 +168,19 @@ def test_a_users_notebooks_in_a_fresh_environment(tmp_path, capsys, monkeypatch,
     assert refreshed.returncode == 0, refreshed.stdout[-3000:] + refreshed.stderr[-3000:]
     assert "outputs stored" in refreshed.stdout
 
-    # 4. the pre-commit hook: its entry on the changed notebook, as pre-commit calls it
+    # 4. the pre-commit hook, by pre-commit itself (pinned in constraints.txt), on the notebook
+    #    as a commit would stage it
     hook = next(h for h in yaml.safe_load(HOOKS.read_text()) if h["id"] == "opu-notebooks")
-    assert hook["language"] == "unsupported" and hook["types"] == ["jupyter"]
+    assert hook["entry"] == "python -m opu_kernel.check" and hook["types"] == ["jupyter"]
     t = time.perf_counter()
-    hooked = run_step(f"{hook['entry']} notebooks/speckle.ipynb", env, project, timeout=300)
-    timings["hook"] = time.perf_counter() - t
+    hook_env = {**env, "PRE_COMMIT_HOME": str(tmp_path / "pre-commit-cache")}
+    hooked = run_step("python -m pip install -q pre-commit && git init -q && git add notebooks && "
+                      f"pre-commit try-repo {ROOT} opu-notebooks --files notebooks/speckle.ipynb",
+                      hook_env, project, timeout=300)
+    timings["pre-commit"] = time.perf_counter() - t
     assert hooked.returncode == 0, hooked.stdout[-5000:] + hooked.stderr[-3000:]
+    assert re.search(r"OPU notebooks match their stored outputs\.+Passed", hooked.stdout), \
+        hooked.stdout[-3000:]
 
     with capsys.disabled():
         print("\nnotebook CI in a fresh venv: " + ", ".join(
