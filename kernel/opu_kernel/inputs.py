@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .tensors import is_tensor, to_numpy
+
 
 @dataclass(frozen=True)
 class InputTraits:
@@ -47,14 +49,10 @@ class PreparedInput:
     is_tensor: bool
 
 
-def is_tensor(X) -> bool:
-    return type(X).__module__.split(".")[0] == "torch"
-
-
 def as_array(X) -> tuple[np.ndarray, bool]:
-    """numpy view of ``X``; torch tensors are detached and moved to the CPU."""
+    """numpy view of ``X`` and whether it was a torch tensor (detached, moved to the CPU)."""
     if is_tensor(X):
-        return X.detach().cpu().numpy(), True
+        return to_numpy(X), True
     if isinstance(X, np.ndarray):
         return X, False
     try:

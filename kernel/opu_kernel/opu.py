@@ -16,6 +16,7 @@ from .context import Context, ContextArray, now
 from .encoding.base import NoDecoding, NoEncoding
 from .errors import DeviceClosedError, NotFittedError
 from .inputs import InputTraits, prepare, too_many_features, traits_for_fit
+from .tensors import to_torch
 from .types import FeaturesFormat, InputRoiStrategy, OutputRescaling, as_enum
 
 DEFAULT_SEED = 0
@@ -304,9 +305,7 @@ class OPU:
         if isinstance(output, np.ndarray) and not isinstance(output, ContextArray):
             output = ContextArray(output, context)
         if prepared.is_tensor:
-            import torch
-
-            tensor = torch.from_numpy(np.asarray(output))
+            tensor = to_torch(np.asarray(output))
             tensor.context = context
             return tensor
         return output

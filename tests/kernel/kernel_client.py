@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import queue
 import sys
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -53,6 +54,31 @@ def execute(client, code: str, timeout: float = 60) -> CellResult:
             break
     out.status = reply["content"]["status"]
     return out
+
+
+def wait_for_stream(client, msg_id: str, name: str, text: str, timeout: float) -> str:
+    """Read iopub until the cell ``msg_id`` writes ``text`` to stream ``name`` (stdout or
+    stderr) and return what that stream said so far; TimeoutError when it does not within
+    ``timeout`` seconds, or the cell ends first."""
+    deadline = time.monotonic() + timeout
+    said = ""
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            msg = client.get_iopub_msg(timeout=max(left, 0.01))
+        except queue.Empty:
+            raise TimeoutError(f"the cell wrote no {text!r} to {name} within {timeout:g}s "
+                               f"(it wrote {said[-500:]!r})") from None
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream" and content["name"] == name:
+            said += content["text"]
+            if text in said:
+                return said
+        elif kind == "status" and content["execution_state"] == "idle":
+            raise TimeoutError(f"the cell ended before writing {text!r} to {name} "
+                               f"(it wrote {said[-500:]!r})")
 
 
 @contextmanager

@@ -1,9 +1,9 @@
 """Encoders and decoders: exact outputs on hand-made inputs, round trips through linear maps
-against exact results, fit/transform separation, bad input, and torch tensors in and out."""
+against exact results, fit/transform separation and bad input (torch tensors in and out:
+test_torch_tensors.py)."""
 
 import numpy as np
 import pytest
-import torch
 from sklearn.base import clone
 
 from opu_kernel import OPU
@@ -314,7 +314,7 @@ def test_separated_bitplans_through_the_opu_linear_transform_match_the_exact_map
     assert relative_error(np.asarray(decoded), X @ linear_map) < 0.04
 
 
-# -- scikit-learn conventions and torch ---------------------------------------------------
+# -- scikit-learn conventions -----------------------------------------------------------
 
 LEARNING_ENCODERS = [
     BinaryThresholdEncoder(greater_is_one=False),
@@ -331,22 +331,3 @@ def test_encoders_clone_and_set_params_like_sklearn_estimators(encoder):
     assert repr(copy).startswith(type(encoder).__name__ + "(")
     with pytest.raises(ValueError, match="no parameter"):
         copy.set_params(not_a_parameter=1)
-
-
-@pytest.mark.parametrize("encoder", LEARNING_ENCODERS, ids=lambda e: type(e).__name__)
-def test_encoders_give_torch_tensors_back_for_torch_tensors(encoder):
-    X = np.random.default_rng(7).integers(0, 200, size=(6, 3)).astype(np.uint8)
-    expected = clone(encoder).fit(X).transform(X)
-    encoded = clone(encoder).fit(torch.from_numpy(X)).transform(torch.from_numpy(X))
-    assert isinstance(encoded, torch.Tensor) and encoded.dtype == torch.uint8
-    np.testing.assert_array_equal(encoded.numpy(), expected)
-
-
-def test_bitplan_encoder_and_decoder_give_torch_tensors_back():
-    X = torch.randn(4, 3, dtype=torch.float64)
-    encoder = SeparatedBitPlanEncoder(precision=8)
-    planes = encoder.fit_transform(X)
-    assert isinstance(planes, torch.Tensor) and planes.dtype == torch.uint8
-    decoded = SeparatedBitPlanDecoder(**encoder.get_params()).transform(planes.double())
-    assert isinstance(decoded, torch.Tensor)
-    torch.testing.assert_close(decoded, X, atol=0.02, rtol=0)

@@ -8,7 +8,8 @@ import pytest
 
 from opu_kernel import extension
 from opu_kernel.lock import holder_pid
-from tests.kernel.kernel_client import execute, running_kernel
+from tests.helpers import wait_until
+from tests.kernel.kernel_client import execute, running_kernel, wait_for_stream
 
 
 def test_opu_is_preloaded_lazy_and_transforms(opu_kernelspecs):
@@ -140,13 +141,15 @@ def test_kernel_shutdown_or_restart_closes_the_device(opu_kernelspecs, stand_in_
 
 def test_interrupt_stops_a_long_transform_and_the_kernel_goes_on(opu_kernelspecs):
     with running_kernel(opu_kernelspecs) as (manager, client):
+        # the progress bar (shown once a transform lasts a second) is the sign, sent from
+        # inside the transform's loop, that the interrupt lands in the middle of it
         execute(client, "import numpy as np\n"
-                        "big = OPU(n_components=3_000_000, streaming=True, disable_pbar=True)\n"
+                        "big = OPU(n_components=3_000_000, streaming=True)\n"
                         "big.fit1d(n_features=1000)")
         # stop_on_error=False: ipykernel would otherwise abort the next cell if it arrives
         # while the kernel still handles this one's error (a race, not what is tested)
         msg_id = client.execute("big.transform(np.ones((100, 1000)))", stop_on_error=False)
-        time.sleep(2.0)
+        wait_for_stream(client, msg_id, "stderr", "OPU 100 inputs", timeout=60)
         started = time.monotonic()
         manager.interrupt_kernel()
         reply = client.get_shell_msg(timeout=30)
@@ -165,9 +168,9 @@ def test_interrupt_during_a_hardware_acquisition_releases_the_device(opu_kernels
         pid = kernel_pid(client)
         execute(client, "opu.fit1d(n_features=8)")
         client.execute("opu.transform([1] * 8)", stop_on_error=False)  # see above
-        deadline = time.monotonic() + 30
-        while "transform1" not in stand_in_opu.event_names() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait_until(lambda: "transform1" in stand_in_opu.event_names(), 30,
+                   lambda: f"the driver's transform to start (log: {stand_in_opu.events()})",
+                   interval=0.1)
         manager.interrupt_kernel()
         reply = client.get_shell_msg(timeout=30)
         assert reply["content"]["ename"] == "KeyboardInterrupt"

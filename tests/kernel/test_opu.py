@@ -4,7 +4,6 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 
 from opu_kernel import OPU, OutputRescaling
 from opu_kernel.context import ContextArray
@@ -73,15 +72,6 @@ def test_any_dtype_of_zeros_and_ones_gives_the_same_result(exact_opu, dtype):
     exact_opu.fit1d(n_features=40)
     np.testing.assert_allclose(exact_opu.transform(X.astype(dtype)), exact_opu.transform(X),
                                rtol=1e-6)
-
-
-def test_torch_in_torch_out_with_context(exact_opu):
-    X = binary((4, 30))
-    exact_opu.fit1d(n_features=30)
-    out = exact_opu.transform(torch.from_numpy(X))
-    assert isinstance(out, torch.Tensor) and out.shape == (4, 300)
-    assert out.context.n_features == 30
-    np.testing.assert_allclose(out.numpy(), exact_opu.transform(X), rtol=1e-6)
 
 
 def test_context_describes_the_acquisition(exact_opu):

@@ -24,16 +24,7 @@ import warnings
 
 import numpy as np
 
-
-def _is_tensor(X) -> bool:
-    return type(X).__module__.split(".")[0] == "torch"
-
-
-def _as_numpy(X) -> np.ndarray:
-    """A numpy view of ``X``; torch tensors are detached and moved to the CPU first."""
-    if _is_tensor(X):
-        return X.detach().cpu().numpy()
-    return np.asarray(X)
+from ..tensors import is_tensor, to_numpy, to_torch
 
 
 def _keeps_input_kind(transform):
@@ -41,12 +32,8 @@ def _keeps_input_kind(transform):
 
     @functools.wraps(transform)
     def wrapper(self, X, *args, **kwargs):
-        result = transform(self, _as_numpy(X), *args, **kwargs)
-        if _is_tensor(X):
-            import torch
-
-            return torch.from_numpy(np.ascontiguousarray(result)).to(X.device)
-        return result
+        result = transform(self, to_numpy(X), *args, **kwargs)
+        return to_torch(result, like=X) if is_tensor(X) else result
 
     return wrapper
 
@@ -166,7 +153,7 @@ class BinaryThresholdEncoder(BaseTransformer):
     def fit(self, X, y=None):
         """Learn the per-feature median when ``threshold_enc='auto'``; otherwise warn when the
         fixed threshold lies outside the data's range, which would encode every value alike."""
-        X = _as_numpy(X)
+        X = to_numpy(X)
         _reject_nan(X, type(self).__name__)
         if isinstance(self.threshold_enc, str):
             self.threshold_enc_ = np.median(X, axis=0)
@@ -240,7 +227,7 @@ class MultiThresholdEncoder(BaseTransformer):
         """Learn the thresholds for 'linspace' and 'quantiles'; a no-op for given thresholds."""
         if not isinstance(self.thresholds, str):
             return self
-        X = _as_numpy(X)
+        X = to_numpy(X)
         _check_ndim(X, type(self).__name__)
         _reject_nan(X, type(self).__name__)
         # Per feature: reduce over every axis but the last; otherwise over everything.
@@ -298,7 +285,7 @@ class SequentialBaseTwoEncoder(BaseTransformer):
         return int(self.n_gray_levels).bit_length() - 1
 
     def fit(self, X, y=None):
-        X = _as_numpy(X)
+        X = to_numpy(X)
         _reject_nan(X, type(self).__name__)
         self.offset_ = X.min()
         self.scale_ = X.max() - self.offset_
@@ -307,7 +294,7 @@ class SequentialBaseTwoEncoder(BaseTransformer):
     def normalize(self, X):
         """The quantized levels, integers in [0, n_gray_levels - 1], of ``X``."""
         _require_fitted(self, "offset_")
-        X = _as_numpy(X)
+        X = to_numpy(X)
         # constant training data: every value maps to level 0 rather than to NaN
         scale = self.scale_ if self.scale_ != 0 else 1
         levels = np.rint((self.n_gray_levels - 1) * ((X - self.offset_) / scale))
@@ -445,7 +432,7 @@ class SeparatedBitPlanEncoder(BaseTransformer):
 
     def fit(self, X, y=None):
         """Learn the magnitudes of the positive and negative parts of ``X``."""
-        X = _as_numpy(X)
+        X = to_numpy(X)
         _check_ndim(X, type(self).__name__, exactly_2d=True)
         _reject_nan(X, type(self).__name__)
         if X.size == 0:
