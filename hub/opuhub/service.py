@@ -223,6 +223,10 @@ class LeaseHandler(BaseHandler):
                                 "(admins and OPUHUB_LEASE_TUTORS have it)")
         if not matches:
             raise web.HTTPError(404, f"no lease on {device}")
+        if len(matches) > 1:  # e.g. opu0 on two nodes: name the one meant
+            names = ", ".join(lease.device for lease in matches)
+            raise web.HTTPError(409, f"{device} is leased on several devices ({names}): "
+                                "revoke one by its full name")
         lease = matches[0]
         log.warning("%s revokes the lease of %s on %s", user["name"], lease.username,
                     lease.device)

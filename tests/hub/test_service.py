@@ -214,3 +214,19 @@ def test_enforcer_keeps_a_lease_whose_server_came_back_and_survives_an_unreachab
     clock[0] += 100
     asyncio.run(checker.check())
     assert app.store.lease_on("/dev/opu0") is not None
+
+
+def test_revoke_by_a_short_name_that_several_devices_share_asks_for_the_full_name(tmp_path):
+    hub = FakeHub()
+    auth = TokensAsTheHubWouldAnswer(api_token="s", api_url="http://127.0.0.1:1/hub/api",
+                                     access_scopes={ACCESS}, cache_max_age=0)
+    service = LeaseServiceApp({"OPUHUB_STATE_DIR": str(tmp_path),
+                               "OPUHUB_DEVICES": "node-a:/dev/opu0,node-b:/dev/opu0",
+                               "JUPYTERHUB_API_TOKEN": "s"}, hub_auth=auth, hub_api=hub)
+    grant(service, "ann", ["node-a:/dev/opu0"])
+    grant(service, "bob", ["node-b:/dev/opu0"])
+    code, body = call(service, "DELETE", "api/leases/opu0", "tim-token")
+    assert code == 409 and "node-a:/dev/opu0, node-b:/dev/opu0" in body["message"]
+    assert hub.stopped == []
+    code, body = call(service, "DELETE", "api/leases/node-b%3A%2Fdev%2Fopu0", "tim-token")
+    assert code == 200 and body["revoked"]["user"] == "bob" and hub.stopped == [("bob", "")]
