@@ -16,6 +16,11 @@ The policy:
   whole batch. (A slice never leaves a single row behind: one-row products take another BLAS
   path than multi-row ones, and the simulated device must give the in-process simulator's
   bytes.)
+- **Newcomers first.** A user who had no work waiting for a whole round gets its first turn
+  before the users in the round (then joins the round's end), as with FQ-CoDel's new flows
+  (RFC 8290): an occasional small request is served after about one slice, not one round. A
+  user whose work runs out stays in the round as a placeholder until its turn comes back, so
+  returning at once (the next cell) keeps its place and credit but buys no early turn.
 - **Short credit retention.** A notebook sends one request per cell. When a user's last
   request ends mid-turn, the unused credit (at most one quantum) is kept for ``credit_ttl_s``,
   so a user who comes straight back with the next request is not short-changed for the
@@ -138,7 +143,9 @@ class FairScheduler:
         self.credit_ttl_s = float(credit_ttl_s)
         self.share_window_s = float(share_window_s)
         self.queues: dict[str, collections.deque[Job]] = {}
-        self.active: collections.deque[str] = collections.deque()  # users with work, in turn
+        #: Users in turn: those who just got work (served first, one turn), then the round.
+        self.new: collections.deque[str] = collections.deque()
+        self.old: collections.deque[str] = collections.deque()
         self.deficit: dict[str, float] = {}
         self.turn: str | None = None  # whose turn has started (credit granted)
         self.idle_since: dict[str, float] = {}
@@ -188,13 +195,12 @@ class FairScheduler:
                     f"{user} has used {use.total(now)} of {self.quota_frames} frames allowed "
                     f"per {self.quota_window_s:.0f} s (+{queued} queued); this request needs "
                     f"{job.frames}. Try again in {max(1, math.ceil(wait))} s or send fewer rows.")
-        queue = self.queues.setdefault(user, collections.deque())
-        queue.append(job)
-        if user not in self.active:
+        self.queues.setdefault(user, collections.deque()).append(job)
+        if user not in self.new and user not in self.old:
             idle = self.idle_since.pop(user, None)
             if idle is None or now - idle > self.credit_ttl_s:
                 self.deficit[user] = min(self.deficit.get(user, 0.0), 0.0)
-            self.active.append(user)
+            self.new.append(user)
 
     def cancel(self, job: Job) -> bool:
         """Withdraw what is left of ``job``; True if it was still waiting."""
@@ -204,7 +210,7 @@ class FairScheduler:
             return False
         queue.remove(job)
         if not queue:
-            self._leave(job.user)
+            self._emptied(job.user)
         return True
 
     # -- work out ---------------------------------------------------------------------------
@@ -217,10 +223,14 @@ class FairScheduler:
             if not queue:
                 return None  # reserved and its holder has nothing to do: the device idles
             return self._take(reservation.user, queue[0], self.max_slice, now)
-        for _ in range(len(self.active) + 1):
-            if not self.active:
+        for _ in range(len(self.new) + 2 * len(self.old) + 1):
+            ring = self.new or self.old
+            if not ring:
                 return None
-            user = self.active[0]
+            user = ring[0]
+            if not self.queues.get(user):
+                self._leave(user)  # an emptied user's placeholder in the old round
+                continue
             if self.turn != user:
                 self.turn = user
                 self.deficit[user] = self.deficit.get(user, 0.0) + self.grant(user)
@@ -232,12 +242,10 @@ class FairScheduler:
                     frames += 1
                 self.deficit[user] = credit - frames
                 piece = self._take(user, job, frames, now)
-                if user not in self.active:
-                    pass  # its queue emptied: _take made it leave, keeping its credit
-                elif self.deficit[user] < 1:
-                    self._end_turn()
+                if self.queues.get(user) and self.deficit[user] < 1:
+                    self._end_turn(user)
                 return piece
-            self._end_turn()
+            self._end_turn(user)
         return None
 
     def _take(self, user: str, job: Job, frames: int, now: float) -> Slice:
@@ -252,24 +260,46 @@ class FairScheduler:
             queue = self.queues[user]
             queue.popleft()
             if not queue:
-                self._leave(user)
+                self._emptied(user)
         return piece
 
-    def _end_turn(self) -> None:
-        self.active.rotate(-1)
+    def _end_turn(self, user: str) -> None:
+        """``user`` spent its credit and still has work: to the back of the old round."""
+        if self.new and self.new[0] == user:
+            self.new.popleft()
+            self.old.append(user)
+        elif self.old and self.old[0] == user:
+            self.old.rotate(-1)
         self.turn = None
 
-    def _leave(self, user: str) -> None:
-        """``user`` has no work left: out of the round, keeping at most one grant of credit."""
-        if user in self.active:
-            self.active.remove(user)
+    def _emptied(self, user: str) -> None:
+        """``user`` has no work left. It stays in the round as a placeholder, at the back,
+        removed when its turn comes unless it has work again: a user who comes straight back
+        (the next cell) keeps its place and credit and does not get a newcomer's early turn;
+        only one who stayed away a whole round does."""
+        self.idle_since[user] = self.clock()
+        self.deficit[user] = min(self.deficit.get(user, 0.0), self.grant(user))
         if self.turn == user:
             self.turn = None
-        self.deficit[user] = min(self.deficit.get(user, 0.0), self.grant(user))
-        self.idle_since[user] = self.clock()
+        if user in self.new:
+            self.new.remove(user)
+            self.old.append(user)
+        elif self.old and self.old[0] == user:
+            self.old.rotate(-1)
+
+    def _leave(self, user: str) -> None:
+        for ring in (self.new, self.old):
+            if user in ring:
+                ring.remove(user)
+        if self.turn == user:
+            self.turn = None
         self.queues.pop(user, None)
 
     # -- what users see ---------------------------------------------------------------------
+    def waiting_users(self) -> list[str]:
+        """Users with work, in the order their turns come (new arrivals first)."""
+        return [u for u in (*self.new, *self.old) if self.queues.get(u)]
+
     def queued_jobs(self) -> int:
         return sum(len(q) for q in self.queues.values())
 
@@ -278,9 +308,8 @@ class FairScheduler:
 
     def position(self, user: str) -> int | None:
         """1 when ``user``'s turn is now or next, k when k-1 users go first; None: no work."""
-        if user not in self.active:
-            return None
-        return list(self.active).index(user) + 1
+        waiting = self.waiting_users()
+        return waiting.index(user) + 1 if user in waiting else None
 
     def share(self, user: str) -> dict:
         """``user``'s share of the frames served over the last ``share_window_s``, and its fair
@@ -288,7 +317,7 @@ class FairScheduler:
         now = self.clock()
         totals = {u: r.total(now) for u, r in self.recent.items()}
         everyone = sum(totals.values())
-        contenders = set(self.active) | {user}
+        contenders = set(self.waiting_users()) | {user}
         weight_sum = sum(self.weight(u) for u in contenders)
         return {"recent_frames": totals.get(user, 0), "recent_total_frames": everyone,
                 "recent_share": (totals.get(user, 0) / everyone) if everyone else None,

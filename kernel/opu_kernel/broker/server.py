@@ -256,7 +256,7 @@ class Broker:
         with self.lock:
             sched = self.scheduler
             info = {"queue_requests": sched.queued_jobs(), "queue_frames": sched.queued_frames(),
-                    "users_waiting": len(sched.active), "position": sched.position(user),
+                    "users_waiting": len(sched.waiting_users()), "position": sched.position(user),
                     "weight": sched.weight(user), **sched.share(user)}
             reservation = sched.reservation_at(sched.clock())
         if reservation is not None:
@@ -311,7 +311,7 @@ class Broker:
     def _op_stats(self, routing_id, user, header, payload, now) -> dict:
         with self.lock:
             served = dict(self.scheduler.served)
-            waiting = list(self.scheduler.active)
+            waiting = self.scheduler.waiting_users()
         return {"served_frames": served, "users_waiting": waiting,
                 "frames_served": self.frames_served, "device_busy_s": self.device_busy_s,
                 "uptime_s": time.monotonic() - self.started, "utilisation": self.utilisation(),

@@ -95,28 +95,40 @@ def test_a_slice_never_leaves_a_single_row_behind():
     assert [f for _, f in drain(sched)] == [1]
 
 
-def test_unused_credit_is_kept_briefly_then_forfeited():
+def test_a_user_who_comes_straight_back_keeps_place_and_credit():
     sched, clock = make(quantum=32, max_slice=256, credit_ttl_s=2.0)
-    submit(sched, "alice", 10)
     submit(sched, "bob", 1000)
+    submit(sched, "alice", 10)
+    assert sched.next_slice().job.user == "bob"
     assert sched.next_slice().frames == 10  # alice: 22 frames of credit left
-    clock.now += 1.0
-    submit(sched, "alice", 100)  # back quickly: keeps the 22
-    assert sched.next_slice().job.user == "bob"
+    clock.now += 0.5
+    submit(sched, "alice", 100)  # the next cell: she is still in the round
+    assert sched.next_slice().job.user == "bob"  # no early turn for her
     assert sched.next_slice().frames == 54  # 22 kept + 32 granted
-    clock.now += 5.0
-    assert sched.next_slice().job.user == "bob"
-    # alice's 46 left still wait in her queue: credit kept while she has work
-    assert sched.next_slice().frames == 32
 
+
+def test_credit_is_forfeited_by_who_stays_away():
     sched, clock = make(quantum=32, max_slice=256, credit_ttl_s=2.0)
-    submit(sched, "alice", 10)
     submit(sched, "bob", 1000)
+    submit(sched, "alice", 10)
     sched.next_slice()
-    clock.now += 3.0  # too late: the credit is gone
+    assert sched.next_slice().frames == 10  # 22 left
+    sched.next_slice()  # bob; then alice's empty place comes round and is removed
+    assert sched.waiting_users() == ["bob"] and sched.next_slice().job.user == "bob"
+    clock.now += 3.0
     submit(sched, "alice", 100)
-    sched.next_slice()
-    assert sched.next_slice().frames == 32
+    assert sched.next_slice().frames == 32  # a newcomer's turn, without the old credit
+
+
+def test_a_newcomer_goes_before_the_round_once():
+    sched, _ = make(quantum=32, max_slice=256)
+    for user in ("a", "b", "c"):
+        submit(sched, user, 10_000)
+    assert [sched.next_slice().job.user for _ in range(4)] == ["a", "b", "c", "a"]
+    submit(sched, "quick", 40)
+    assert sched.position("quick") == 1 and sched.position("a") == 4
+    # its first turn now (32 of its 40 frames), then the back of the round
+    assert [sched.next_slice().job.user for _ in range(5)] == ["quick", "b", "c", "a", "quick"]
 
 
 def test_cancel_frees_the_place_and_the_round():
