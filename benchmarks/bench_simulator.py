@@ -1,25 +1,32 @@
 """Simulator speed and memory, measured side by side in one run.
 
-Compares, on the same random matrix and input:
-- ours: ``OPU(camera="exact").transform`` (two float32 GEMMs in row blocks);
+Compares, on the same seed and input:
+- int8: ``OPU().transform``, the default 8-bit camera: H quantized to int8, exact int8 GEMMs
+  (``torch._int_mm`` where usable, else float32 GEMMs on the int8 values), uint8 counts;
+- exact: ``OPU(camera="exact").transform`` (two float32 GEMMs in tiles, float32 output);
 - lightonml: its simulator's algorithm re-implemented faithfully, ``np.abs(X @ R) ** 2``
   with R complex64 (twice the necessary arithmetic) written into a float32 output;
-- floor: two bare float32 GEMMs of the same shape, the least work that yields Re and Im.
-Peak memory is measured in fresh subprocesses (ru_maxrss growth), matrix build included,
+- floor: two bare float32 GEMMs of the same shape, the least float32 work that yields Re and Im.
+Peak memory is measured in fresh subprocesses (VmHWM growth), matrix build included,
 against matrix + output bytes. Prints ratios; machines are shared, so only ratios count.
+Streaming (n_components 1,000,000) runs the int8 and the exact path, and with
+``--baseline-rev REV`` the simulator of that git revision too, all in fresh subprocesses.
 
-    python benchmarks/bench_simulator.py [--quick]
+    python benchmarks/bench_simulator.py [--quick] [--baseline-rev REV]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -64,15 +71,24 @@ def lightonml_transform(X: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return out
 
 
-def memory_child(mode: str, batch: int, n_features: int, n_components: int) -> dict:
-    """Runs in a fresh process: peak RSS growth of building H and transforming one batch."""
+def memory_child(mode: str, batch: int, n_features: int, n_components: int,
+                 streaming: bool = False) -> dict:
+    """Runs in a fresh process: peak RSS growth of building H and transforming one batch.
+    ``mode``: "int8" (the default 8-bit camera), "exact" or "lightonml"."""
     from opu_kernel import OPU
 
+    camera = "8bit" if mode == "int8" else "exact"
     X = binary_input(batch, n_features)
     if mode == "lightonml":
         lightonml_transform(X[:1], lightonml_matrix(n_features, 8))  # warm BLAS, small
     else:
-        warm = OPU(n_components=8, camera="exact", disable_pbar=True)
+        try:  # load the GEMM libraries (torch for int8) before the baseline
+            from opu_kernel.backends import integer
+
+            integer.int8_gemm_problem()
+        except ImportError:  # a baseline revision without the integer path
+            pass
+        warm = OPU(n_components=8, camera=camera, disable_pbar=True)
         warm.fit1d(n_features=n_features)
         warm.transform(X[:1])
     base = rss_bytes()
@@ -80,21 +96,35 @@ def memory_child(mode: str, batch: int, n_features: int, n_components: int) -> d
     if mode == "lightonml":
         out = lightonml_transform(X, lightonml_matrix(n_features, n_components))
     else:
-        opu = OPU(n_components=n_components, camera="exact", disable_pbar=True,
-                  streaming=(mode == "streaming"))
+        opu = OPU(n_components=n_components, camera=camera, disable_pbar=True,
+                  streaming=streaming)
         opu.fit1d(n_features=n_features)
         out = opu.transform(X)
     seconds = time.perf_counter() - start
     return {"peak": peak_bytes() - base, "seconds": seconds, "checksum": float(out[:, :4].sum())}
 
 
-def measure_memory(mode: str, batch: int, n_features: int, n_components: int) -> dict:
-    code = (f"import json, sys; sys.path.insert(0, {str(__file__.rsplit('/', 1)[0])!r}); "
+def measure_memory(mode: str, batch: int, n_features: int, n_components: int,
+                   streaming: bool = False, kernel_path: str | None = None) -> dict:
+    """``memory_child`` in a fresh process; ``kernel_path``: import opu_kernel from there."""
+    here = str(Path(__file__).resolve().parent)
+    paths = [here] + ([kernel_path] if kernel_path else [])
+    code = (f"import json, sys; sys.path[:0] = {paths!r}; "
             "from bench_simulator import memory_child; "
-            f"print(json.dumps(memory_child({mode!r}, {batch}, {n_features}, {n_components})))")
+            f"print(json.dumps(memory_child({mode!r}, {batch}, {n_features}, {n_components}, "
+            f"{streaming!r})))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def extract_kernel(rev: str, into: str) -> str:
+    """opu_kernel as of git revision ``rev``, unpacked under ``into``; returns its sys.path."""
+    root = Path(__file__).resolve().parent.parent
+    archive = subprocess.run(["git", "-C", str(root), "archive", rev, "kernel/opu_kernel"],
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", into], input=archive, check=True)
+    return os.path.join(into, "kernel")
 
 
 def timed(function, repeats: int) -> float:
@@ -113,6 +143,8 @@ def speed(n_components: int, repeats: int) -> dict:
     opu = OPU(n_components=n_components, camera="exact", disable_pbar=True)
     opu.fit1d(n_features=N_FEATURES)
     opu.transform(X[:2])  # builds H
+    counts = OPU(n_components=n_components, disable_pbar=True).fit1d(X)  # the 8-bit camera
+    counts.transform(X[:2])
     real_t, imag_t = opu.device.matrix()  # H is held transposed: (n_components, n_features)
     complex_matrix = np.ascontiguousarray((real_t + 1.0j * imag_t).T)
     real, imag = real_t.T, imag_t.T
@@ -127,7 +159,12 @@ def speed(n_components: int, repeats: int) -> dict:
     ours_out = opu.transform(X)
     reference = lightonml_transform(X, complex_matrix)
     agreement = float(np.max(np.abs(ours_out - reference)) / np.max(reference))
-    runs = {"ours": lambda: opu.transform(X),
+    # the 8-bit counts of the int8 matrix against the same camera reading the float32 one
+    gain = counts.transform(X[:1]).context.exposure_us * 32.0 / 400.0
+    float_counts = np.clip(np.rint(ours_out.astype(np.float64) * gain), 0, 255)
+    diff = np.abs(counts.transform(X).astype(np.float64) - float_counts)
+    runs = {"int8": lambda: counts.transform(X),
+            "ours": lambda: opu.transform(X),
             "lightonml": lambda: lightonml_transform(X, complex_matrix),
             "floor": floor}
     # Interleave the three so that machine noise hits them alike. Wall time: every core. CPU time
@@ -145,45 +182,65 @@ def speed(n_components: int, repeats: int) -> dict:
                 cpu[name].append(time.process_time() - start)
     median = {name: statistics.median(values) for name, values in seconds.items()}
     cpu_median = {name: statistics.median(values) for name, values in cpu.items()}
-    return {"seconds": median, "cpu": cpu_median, "max_rel_diff_vs_lightonml": agreement}
+    return {"seconds": median, "cpu": cpu_median, "max_rel_diff_vs_lightonml": agreement,
+            "counts_differ": [float(np.mean(diff >= k)) for k in (1, 2, 3)],
+            "counts_max_diff": float(diff.max())}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no streaming run")
+    parser.add_argument("--baseline-rev", help="also stream with the simulator of this git "
+                        "revision (e.g. the one before a change), side by side")
     args = parser.parse_args()
     repeats = 3 if args.quick else 7
     from threadpoolctl import threadpool_info
 
+    from opu_kernel.backends import integer
+
     blas = [(i["internal_api"], i.get("architecture"), i["num_threads"]) for i in threadpool_info()]
+    problem = integer.int8_gemm_problem()
     print(f"numpy {np.__version__}, BLAS {blas}")
+    print(f"int8 GEMM: {'torch._int_mm' if problem is None else 'float32 (' + problem + ')'}")
     print(f"batch {BATCH}, n_features {N_FEATURES}; median of {repeats}, interleaved\n")
-    header = (f"{'n_components':>12} {'ours s':>8} {'lightonml s':>11} {'floor s':>8} "
-              f"{'lightonml/ours':>14} {'ours/floor':>10} {'cpu time: lml/ours':>22} "
-              f"{'ours/floor':>10} {'ours mem':>9} {'lightonml mem':>13}")
-    print(header)
+    print(f"{'n_components':>12} {'int8 s':>7} {'exact s':>8} {'lightonml s':>11} {'floor s':>8} "
+          f"{'int8/floor':>10} {'exact/floor':>11} {'lml/exact':>9} "
+          f"{'cpu int8/floor':>14} {'cpu lml/exact':>13} "
+          f"{'int8 mem':>8} {'exact mem':>9} {'lml mem':>8} {'counts differ >=1/>=2/>=3, max':>32}")
     for n_components in SHAPES:
         result = speed(n_components, repeats)
         s = result["seconds"]
         c = result["cpu"]
-        ideal = 2 * 4 * N_FEATURES * n_components + 4 * BATCH * n_components
-        ours_mem = measure_memory("ours", BATCH, N_FEATURES, n_components)["peak"] / ideal
+        int8_mem = measure_memory("int8", BATCH, N_FEATURES, n_components)["peak"]
+        int8_mem /= 2 * N_FEATURES * n_components + BATCH * n_components
+        exact_mem = measure_memory("exact", BATCH, N_FEATURES, n_components)["peak"]
+        exact_mem /= 2 * 4 * N_FEATURES * n_components + 4 * BATCH * n_components
         lightonml_mem = measure_memory("lightonml", BATCH, N_FEATURES, n_components)["peak"]
         lightonml_mem /= 8 * N_FEATURES * n_components + 4 * BATCH * n_components
-        print(f"{n_components:>12} {s['ours']:>8.3f} {s['lightonml']:>11.3f} {s['floor']:>8.3f} "
-              f"{s['lightonml'] / s['ours']:>13.2f}x {s['ours'] / s['floor']:>9.3f}x "
-              f"{c['lightonml'] / c['ours']:>21.2f}x {c['ours'] / c['floor']:>9.3f}x "
-              f"{ours_mem:>8.2f}x {lightonml_mem:>12.2f}x")
+        differ = "/".join(f"{100 * f:.2f}%" for f in result["counts_differ"])
+        print(f"{n_components:>12} {s['int8']:>7.3f} {s['ours']:>8.3f} {s['lightonml']:>11.3f} "
+              f"{s['floor']:>8.3f} {s['int8'] / s['floor']:>9.3f}x {s['ours'] / s['floor']:>10.3f}x "
+              f"{s['lightonml'] / s['ours']:>8.2f}x {c['int8'] / c['floor']:>13.3f}x "
+              f"{c['lightonml'] / c['ours']:>12.2f}x {int8_mem:>7.2f}x {exact_mem:>8.2f}x "
+              f"{lightonml_mem:>7.2f}x {differ + ', ' + format(result['counts_max_diff'], 'g'):>32}")
         assert result["max_rel_diff_vs_lightonml"] < 1e-4, result
-    print("\nmem = peak RSS growth (matrix build + transform) / (matrix + output bytes)")
+    print("\nmem = peak RSS growth (matrix build + transform) / (matrix + output bytes); int8: "
+          "int8 matrix + uint8 output")
     if not args.quick:
-        stream = measure_memory("streaming", STREAM["batch"], STREAM["n_features"],
-                                STREAM["n_components"])
-        held = 2 * 4 * STREAM["n_features"] * STREAM["n_components"]
-        print(f"\nstreaming: n_components {STREAM['n_components']:,} x n_features "
-              f"{STREAM['n_features']}, batch {STREAM['batch']}: {stream['seconds']:.1f} s, "
-              f"peak {stream['peak'] / 2**20:.0f} MiB (holding H would take "
-              f"{held / 2**30:.1f} GiB; output {4 * STREAM['batch'] * STREAM['n_components'] / 2**20:.0f} MiB)")
+        stream = dict(STREAM)
+        print(f"\nstreaming: n_components {stream['n_components']:,} x n_features "
+              f"{stream['n_features']}, batch {stream['batch']} (holding float32 H would take "
+              f"{2 * 4 * stream['n_features'] * stream['n_components'] / 2**30:.1f} GiB)")
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = [("int8 (8-bit camera)", "int8", None), ("exact (float32)", "exact", None)]
+            if args.baseline_rev:
+                runs.append((f"exact at {args.baseline_rev}", "exact",
+                             extract_kernel(args.baseline_rev, tmp)))
+            for label, mode, path in runs:
+                result = measure_memory(mode, *stream.values(), streaming=True,
+                                        kernel_path=path)
+                print(f"  {label:<28} {result['seconds']:6.1f} s, peak "
+                      f"{result['peak'] / 2**20:.0f} MiB")
 
 
 if __name__ == "__main__":

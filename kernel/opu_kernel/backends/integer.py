@@ -54,11 +54,12 @@ LIMIT = 127
 DRAW_CHUNK_ENTRIES = 2**16
 #: Features summed in one float32 GEMM by the numpy engine: 127 × 2**17 < 2**24, so exact.
 FLOAT32_EXACT_FEATURES = 2**17
-#: Input rows per output tile. Smaller than the float path's: the int32 products of a tile
-#: (rows × 2 × 1024) are scratch per thread, and int8 GEMMs run at full speed from 128 rows.
-ROW_TILE = 256
-#: Rows of a tile turned into counts at once: float64 scratch that stays in L2.
-POST_ROWS = 64
+#: Output tile: ROW_TILE inputs × COLUMN_TILE components, smaller than the float path's. Its
+#: int32 products and the GEMM's packed copy of the tile's H (2 × COLUMN_TILE × n_features)
+#: are scratch per thread, which counts against the memory target (1.3 × matrix + output)
+#: at 10,000 components; int8 GEMMs run at the same speed on these tiles (measured).
+ROW_TILE = 128
+COLUMN_TILE = 512
 #: Multiply-adds of a transform from which torch is imported to run it (importing torch
 #: takes ~1.5 s and 200 MiB; below this the float32 engine is about as quick). Once torch is
 #: imported, it runs everything.
@@ -69,8 +70,8 @@ INT8_DOT_FLAGS = {"avx512_vnni", "avx_vnni", "amx_int8", "asimddp"}
 
 
 def tile_width(n_features: int) -> int:
-    """Components per tile: the float path's column tile, or a whole (narrow) block."""
-    return min(sim.COLUMN_TILE, sim.block_components(n_features))
+    """Components per tile: ``COLUMN_TILE``, or a whole block when blocks are narrower."""
+    return min(COLUMN_TILE, sim.block_components(n_features))
 
 
 def dequantization_scale(scale_features: int) -> float:
@@ -335,23 +336,18 @@ def project(X: np.ndarray, blocks, out: np.ndarray, linear: bool, camera, scale_
         if linear:
             np.multiply(sums, unit, out=target, dtype=np.float64, casting="unsafe")
             return 0
-        if not exact and camera.noise:  # the noise of a tile is seeded by its place: count it whole
-            counts = intensity(sums[:, :width], sums[:, width:], factor, None)
-            return camera.read(counts, target, tile=(row, out_start + column))
-        if getattr(scratch, "counts", None) is None:
-            scratch.counts = np.empty((POST_ROWS, tile), np.float64)
+        if getattr(scratch, "counts", None) is None:  # float64 scratch, in L2 (2 × 512 KiB)
+            scratch.counts = np.empty(rows * tile, np.float64)
             scratch.other = np.empty_like(scratch.counts)
-        saturated = 0
-        for first in range(0, end - row, POST_ROWS):
-            last = min(first + POST_ROWS, end - row)
-            counts = intensity(sums[first:last, :width], sums[first:last, width:], factor,
-                               (scratch.counts[:last - first, :width],
-                                scratch.other[:last - first, :width]))
-            if exact:
-                np.copyto(target[first:last], counts, casting="unsafe")
-            else:
-                saturated += camera.read(counts, target[first:last])
-        return saturated
+        size = (end - row) * width
+        counts = intensity(sums[:, :width], sums[:, width:], factor,
+                           scratch.counts[:size].reshape(end - row, width),
+                           scratch.other[:size].reshape(end - row, width))
+        if exact:
+            np.copyto(target, counts, casting="unsafe")
+            return 0
+        # the tile's place seeds its noise (when enabled), whichever thread computes it
+        return camera.read(counts, target, tile=(row, out_start + column))
 
     camera.start_frame()
     saturated = 0
@@ -373,13 +369,15 @@ def project(X: np.ndarray, blocks, out: np.ndarray, linear: bool, camera, scale_
     return saturated
 
 
-def intensity(real: np.ndarray, imag: np.ndarray, factor: float, scratch) -> np.ndarray:
-    """(real² + imag²) × factor in float64, from exact integer sums (int32 or float)."""
-    if scratch is None:
-        scratch = (np.empty(real.shape), np.empty(real.shape))
-    counts, other = scratch
-    np.multiply(real, real, out=counts, dtype=np.float64)
-    np.multiply(imag, imag, out=other, dtype=np.float64)
+def intensity(real: np.ndarray, imag: np.ndarray, factor: float, counts: np.ndarray,
+              other: np.ndarray) -> np.ndarray:
+    """(real² + imag²) × factor into the float64 scratch ``counts``, from exact integer sums
+    (int32, or integral floats): the conversions and squares are exact, so the one rounding
+    is the product's."""
+    counts[...] = real
+    other[...] = imag
+    counts *= counts
+    other *= other
     counts += other
     counts *= factor
     return counts

@@ -14,7 +14,7 @@ from opu_kernel import OPU
 from opu_kernel.backends import integer, simulator
 from opu_kernel.backends.simulator import SimulatorBackend
 
-# Crosses the int path's row tile (256), the column tile (1024) and a block (4096), with a
+# Crosses the int path's row tile (128), column tile (512) and a block (4096), with a
 # partial last tile and block.
 ROWS, N_FEATURES, N_COMPONENTS = 300, 45, 4096 + 1100
 
