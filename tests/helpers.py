@@ -5,6 +5,7 @@ import os
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,6 +65,28 @@ def container_exec(container, cmd: list[str] | str, *, user: str | None = None,
         raise AssertionError(f"{cmd!r} in {container.name} exited {code} (expected "
                              f"{' or '.join(map(str, ok))}):\n{out[-4000:]}{err[-4000:]}")
     return out
+
+
+def docker_teardown(client, *steps: Callable[[], object]) -> None:
+    """Run the clean-up ``steps`` of a fixture that made Docker objects, each one even when one
+    before it failed. If the engine no longer answers (it went away mid-run: the tests that
+    needed it failed already and said so), what could not be removed is a warning rather than
+    a second, misleading failure in the teardown; with the engine up, the first error fails."""
+    errors = []
+    for step in steps:
+        try:
+            step()
+        except Exception as e:
+            errors.append(e)
+    if not errors:
+        return
+    try:
+        client.ping()
+    except Exception as gone:
+        warnings.warn(f"the Docker engine went away ({type(gone).__name__}); {len(errors)} "
+                      f"clean-up step(s) could not run: {errors[0]!r}", stacklevel=2)
+        return
+    raise errors[0]
 
 
 def binary(shape, seed=0):

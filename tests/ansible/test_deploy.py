@@ -37,7 +37,7 @@ import pytest
 import requests
 import yaml
 
-from tests.helpers import execute_in_user_kernel
+from tests.helpers import container_exec, execute_in_user_kernel, wait_until
 
 from .ansiblerun import REPO, ansible_env, run_playbook
 
@@ -112,9 +112,9 @@ class Deployment:
         return run_playbook("-i", str(self.inventory), "site.yml", *args,
                             env=ansible_env(self.workdir), timeout=1200)
 
-    def sh(self, command: str) -> tuple[int, str]:
-        result = self.target.exec_run(["sh", "-c", command])
-        return result.exit_code, result.output.decode(errors="replace")
+    def sh(self, command: str, timeout: float = 600, stderr: bool = True) -> str:
+        """``command``'s output on the target; fails on a non-zero exit or past ``timeout``."""
+        return container_exec(self.target, ["sh", "-c", command], timeout=timeout, stderr=stderr)
 
     def get(self, path: str, **kw) -> requests.Response:
         return requests.get(self.url + path, verify=str(self.ca_file), timeout=60, **kw)
@@ -203,9 +203,8 @@ def deployment(request):
                      str(workdir): {"bind": str(workdir), "mode": "rw"}})
         # like Debian's container images: packages do not start services at installation (the
         # engine's socket is this machine's; a dockerd of the target must never start)
-        code, out = d.sh("printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && "
-                         "chmod 0755 /usr/sbin/policy-rc.d")
-        assert code == 0, out
+        d.sh("printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d && "
+             "chmod 0755 /usr/sbin/policy-rc.d")
         d.inventory.write_text(yaml.safe_dump({"opuhub": {"hosts": {d.target.name: {
             "ansible_connection": "community.docker.docker",
             "ansible_python_interpreter": "/usr/bin/python3",
@@ -236,10 +235,8 @@ def deployment(request):
         d.converge = d.playbook("--skip-tags", "firewall")  # firewall: check mode only, below
         print(f"first converge: {time.monotonic() - started:.0f}s")
         if d.converge.returncode == 0:
-            code, out = d.sh("cat /etc/opuhub/tls/ca.crt")
-            assert code == 0, out
             d.ca_file = workdir / "ca.crt"
-            d.ca_file.write_text(out)
+            d.ca_file.write_text(d.sh("cat /etc/opuhub/tls/ca.crt", stderr=False))
         yield d
     finally:
         failed = request.session.testsfailed
@@ -283,7 +280,7 @@ def test_converge_deploys_the_hub_behind_tls_on_loopback(deployment):
     assert rows[0]["login_url"].startswith(f"https://opuhub.test:{d.https_port}/hub/login")
     assert not any(r["password"] in out for r in rows), "a workshop password was printed"
     # the udev rule and the backup schedule are in place
-    code, rule = d.sh("cat /etc/udev/rules.d/70-opuhub-opu.rules; cat /etc/cron.d/opuhub-backup")
+    rule = d.sh("cat /etc/udev/rules.d/70-opuhub-opu.rules /etc/cron.d/opuhub-backup")
     assert 'KERNEL=="opu[0-9]*", GROUP="opu", MODE="0660"' in rule
     assert "/usr/local/sbin/opuhub-backup create" in rule
 
@@ -311,8 +308,7 @@ def test_firewall_role_in_check_mode(deployment):
     assert result.returncode == 0, result.stdout[-6000:]
     assert "policy drop;" in result.stdout
     assert f"tcp dport {{ {d.http_port}, {d.https_port} }} accept" in result.stdout
-    code, _ = d.sh("test -e /etc/opuhub/firewall.nft")
-    assert code != 0, "check mode wrote the rules"
+    d.sh("test ! -e /etc/opuhub/firewall.nft")  # check mode wrote no rules
 
 
 def test_build_path_in_check_mode(deployment):
@@ -321,8 +317,7 @@ def test_build_path_in_check_mode(deployment):
     assert result.returncode == 0, result.stdout[-6000:]
     assert re.search(r"TASK \[opuhub_images : Copy the sources to the server\].*\nchanged:",
                      result.stdout), result.stdout[-3000:]
-    code, _ = d.sh(f"test -e {d.workdir}/srv/src.tar")
-    assert code != 0, "check mode copied the sources"
+    d.sh(f"test ! -e {d.workdir}/srv/src.tar")  # check mode copied no sources
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
@@ -373,14 +368,8 @@ def _spawn_from_the_form(d: Deployment, browser: requests.Session, name: str) ->
     submitted = browser.post(f"{d.url}/hub/spawn", data={"profile": "simulator", "_xsrf": xsrf},
                              allow_redirects=False, timeout=120)
     assert submitted.status_code == 302, submitted.text[:500]
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        model = (d.api("GET", f"/users/{name}").json().get("servers") or {}).get("")
-        if model and model.get("ready"):
-            break
-        time.sleep(1)
-    else:
-        pytest.fail(f"{name}'s server did not become ready")
+    wait_until(lambda: ((d.api("GET", f"/users/{name}").json().get("servers") or {}).get("")
+                        or {}).get("ready"), 180, f"{name}'s server to be ready", interval=1)
     # a token for the API and the kernel, made by the logged-in user through the proxy
     made = browser.post(f"{d.url}/hub/api/users/{name}/tokens", json={"note": "ansible test"},
                         headers={"X-XSRFToken": xsrf}, timeout=60)
@@ -446,18 +435,14 @@ def test_backup_then_restore_brings_back_homes_hub_and_lease_databases(deploymen
     # This machine's Docker engine is shared (other tests, benchmarks): the deployed settings save
     # every opuhub-home-* volume on it, and a restore replaces them all and removes the containers
     # using them. The test runs the tool with the deployed settings narrowed to its own users.
-    code, out = d.sh("cat /etc/opuhub/backup.json")
-    assert code == 0, out
-    config = json.loads(out)
+    config = json.loads(d.sh("cat /etc/opuhub/backup.json", stderr=False))
     assert config["home_prefix"] == "opuhub-home-", config
     config["home_prefix"] = f"opuhub-home-{d.user_prefix}"
-    code, out = d.sh(f"umask 077 && printf %s {shlex.quote(json.dumps(config))} > {TEST_BACKUP_CONFIG}")
-    assert code == 0, out
+    d.sh(f"umask 077 && printf %s {shlex.quote(json.dumps(config))} > {TEST_BACKUP_CONFIG}")
 
     started = time.monotonic()
-    code, out = d.sh(f"opuhub-backup --config {TEST_BACKUP_CONFIG} create")
+    out = d.sh(f"opuhub-backup --config {TEST_BACKUP_CONFIG} create")
     print(f"backup: {time.monotonic() - started:.0f}s")
-    assert code == 0, out
     assert f"opuhub-home-{name}" in out and "1 home(s)" in out, out
 
     # after the backup: a new user, another lease record, the user's home gone for good
@@ -465,26 +450,21 @@ def test_backup_then_restore_brings_back_homes_hub_and_lease_databases(deploymen
     assert d.api("POST", "/users", json={"usernames": [late]}).status_code == 201
     _add_usage(d, f"after{d.tag}")
     assert d.api("DELETE", f"/users/{name}/server").status_code in (202, 204)
-    deadline = time.monotonic() + 60
-    while d.client.containers.list(all=True, filters={"name": f"jupyter-{name}"}):
-        assert time.monotonic() < deadline, "the server did not stop"
-        time.sleep(1)
+    wait_until(lambda: not d.client.containers.list(all=True, filters={"name": f"jupyter-{name}"}),
+               60, "the server's container to go", interval=1)
     d.client.volumes.get(f"opuhub-home-{name}").remove()
 
     started = time.monotonic()
-    code, out = d.sh(f"opuhub-backup --config {TEST_BACKUP_CONFIG} restore latest")
+    d.sh(f"opuhub-backup --config {TEST_BACKUP_CONFIG} restore latest")
     print(f"restore: {time.monotonic() - started:.0f}s")
-    assert code == 0, out
     assert d.client.volumes.get(f"opuhub-home-{name}")  # a fresh volume, filled from the backup
-    deadline = time.monotonic() + 120
-    while True:
+    def healthy():
         try:
-            if d.get("/hub/health").status_code == 200:
-                break
+            return d.get("/hub/health").status_code == 200
         except requests.RequestException:
-            pass
-        assert time.monotonic() < deadline, "the hub did not come back after the restore"
-        time.sleep(1)
+            return False
+
+    wait_until(healthy, 120, "the hub to come back after the restore", interval=1)
 
     assert _usage_rows(d)[-1] == f"before{d.tag}"  # the lease database as it was
     assert f"after{d.tag}" not in _usage_rows(d)
@@ -492,10 +472,8 @@ def test_backup_then_restore_brings_back_homes_hub_and_lease_databases(deploymen
     assert d.api("GET", f"/users/{name}").status_code == 200
     # the hub notices the server is gone; the user logs in with the same password (the password
     # hashes are in the state too) and finds the file in the restored home
-    deadline = time.monotonic() + 90
-    while (d.api("GET", f"/users/{name}").json().get("servers") or {}).get(""):
-        assert time.monotonic() < deadline, "the hub still lists the removed server"
-        time.sleep(1)
+    wait_until(lambda: not (d.api("GET", f"/users/{name}").json().get("servers") or {}).get(""),
+               90, "the hub to drop the removed server", interval=1)
     token = _spawn_from_the_form(d, _login(d, name, password), name)
     out = _run(d, name, token, "print(open('/home/jovyan/kept.txt').read())")
     assert out["stdout"].strip() == marker

@@ -12,6 +12,7 @@ import uuid
 import pytest
 
 from tests.browser.lab import STATUS_ITEM, api_json, log_in, status_text, wait_for_lab
+from tests.helpers import container_exec, docker_teardown
 from tests.images.conftest import (  # noqa: F401  (fixtures: the engine and the built images)
     LABEL,
     Containers,
@@ -19,7 +20,7 @@ from tests.images.conftest import (  # noqa: F401  (fixtures: the engine and the
     hub_image,
     singleuser_image,
 )
-from tests.images.hubcontainer import HubContainer, remove_tagged
+from tests.images.hubcontainer import HubContainer, remove_network, remove_tagged
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -35,21 +36,18 @@ def docker_hub(docker_client, hub_image, singleuser_image):  # noqa: F811
     try:
         yield HubContainer(containers, hub_image, singleuser_image, network, f"br{TAG}").start()
     finally:
-        containers.cleanup(failed=False)
-        remove_tagged(docker_client, TAG)  # the user containers and home volumes it made
-        network.reload()
-        for container in network.containers:
-            container.remove(force=True)
-        network.remove()
+        docker_teardown(docker_client, lambda: containers.cleanup(failed=False),
+                        lambda: remove_tagged(docker_client, TAG),  # user containers, homes
+                        lambda: remove_network(network))
 
 
 def workshop_account(hub) -> tuple[str, str]:
     """One account made as the organiser does, inside the hub container: (name, password)."""
-    code, (out, err) = hub.container.exec_run(
+    out = container_exec(
+        hub.container,
         ["python", "-m", "opuhub.accounts", "create", "--count", "1", "--prefix", f"br{TAG}-"],
-        demux=True)
-    assert code == 0, (err or b"").decode()
-    name, password = out.decode().split()[:2]
+        stderr=False)
+    name, password = out.split()[:2]
     return name, password
 
 

@@ -8,6 +8,7 @@ import subprocess
 
 import pytest
 
+from tests.helpers import docker_teardown
 from tests.hub.hubtest import (
     docker_spawner_hub,
     hub_factory,
@@ -105,9 +106,14 @@ def docker_hub(tmp_path_factory):
     if hub is None:
         unavailable("cannot create a stand-in device node")
     yield hub, client
-    hub.shutdown()
-    for volume in client.volumes.list(filters={"name": "opuhub-home-dockeruser"}):
-        volume.remove(force=True)
+    docker_teardown(client, hub.shutdown, lambda: remove_docker_objects(client, hub, "dockeruser"))
+
+
+def remove_docker_objects(client, hub, *users: str) -> None:
+    """The home volumes of ``users`` and the network of a Docker-spawner test ``hub``."""
+    for user in users:
+        for volume in client.volumes.list(filters={"name": f"opuhub-home-{user}"}):
+            volume.remove(force=True)
     for net in client.networks.list(names=[hub.network]):
         net.remove()
 

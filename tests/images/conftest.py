@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.helpers import docker_teardown, wait_until
+
 REPO = Path(__file__).resolve().parents[2]
 SINGLEUSER_IMAGE = os.environ.get("OPUHUB_SINGLEUSER_IMAGE", "opuhub/singleuser:latest")
 HUB_IMAGE = os.environ.get("OPUHUB_HUB_IMAGE", "opuhub/hub:latest")
@@ -58,20 +60,25 @@ def docker_client():
             pytest.fail(message)
         pytest.skip(message)
     yield client
+
+    def remove_networks():
+        for network in client.networks.list(filters={"label": LABEL}):
+            try:
+                network.remove()
+            except docker.errors.APIError:  # still in use by a container of another run
+                pass
+
+    def remove_volumes():
+        for volume in client.volumes.list(filters={"label": LABEL}):
+            try:
+                volume.remove(force=True)
+            except docker.errors.APIError:
+                pass
+
     # leftovers of interrupted tests
-    for container in client.containers.list(all=True, filters={"label": LABEL}):
-        container.remove(force=True, v=True)
-    for network in client.networks.list(filters={"label": LABEL}):
-        try:
-            network.remove()
-        except Exception:
-            pass
-    for volume in client.volumes.list(filters={"label": LABEL}):
-        try:
-            volume.remove(force=True)
-        except Exception:
-            pass
-    client.close()
+    docker_teardown(client, lambda: [c.remove(force=True, v=True) for c in client.containers.list(
+                        all=True, filters={"label": LABEL})],
+                    remove_networks, remove_volumes, client.close)
 
 
 def _image_present(client, image: str) -> bool:
@@ -128,10 +135,6 @@ class Containers:
         self.started.append(container)
         return container
 
-    def exec(self, container, cmd, user: str | None = None, **kwargs) -> tuple[int, str]:
-        result = container.exec_run(cmd, user=user or "", demux=False, **kwargs)
-        return result.exit_code, result.output.decode(errors="replace")
-
     def cleanup(self, failed: bool) -> None:
         for container in self.started:
             if failed:
@@ -164,18 +167,20 @@ def container_ip(container, network: str | None = None) -> str:
 
 def wait_http(url: str, container, timeout: float = 90, ok=(200,), **kwargs) -> requests.Response:
     """Poll url until it answers with a status in ok; fail early when the container exits."""
-    deadline = time.monotonic() + timeout
     last = None
-    while time.monotonic() < deadline:
+
+    def answered():
+        nonlocal last
         container.reload()
         if container.status not in ("created", "running"):
             pytest.fail(f"{container.name} exited ({container.status}) before {url} answered")
         try:
             response = requests.get(url, timeout=5, **kwargs)
-            if response.status_code in ok:
-                return response
-            last = f"HTTP {response.status_code}"
         except requests.RequestException as e:
-            last = f"{type(e).__name__}"
-        time.sleep(0.5)
-    pytest.fail(f"{url} did not answer {ok} within {timeout}s (last: {last})")
+            last = type(e).__name__
+            return None
+        last = f"HTTP {response.status_code}"
+        return response if response.status_code in ok else None
+
+    return wait_until(answered, timeout, lambda: f"{url} to answer {ok} (last: {last})",
+                      interval=0.5)

@@ -5,12 +5,11 @@ address on a bridge network that the tests created."""
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import requests
 
-from tests.helpers import execute_in_user_kernel
+from tests.helpers import container_exec, execute_in_user_kernel, wait_until
 
 from .conftest import LABEL, container_ip, wait_http
 
@@ -79,9 +78,8 @@ class HubContainer:
     @property
     def token(self) -> str:
         if self._token is None:
-            code, out = self.container.exec_run(["cat", "/srv/jupyterhub/state/cli-token"])
-            assert code == 0, out
-            self._token = out.decode().strip()
+            self._token = container_exec(self.container, ["cat", "/srv/jupyterhub/state/cli-token"],
+                                         stderr=False).strip()
         return self._token
 
     def api(self, method: str, path: str, token: str | None = None, **kw) -> requests.Response:
@@ -107,17 +105,15 @@ class HubContainer:
         return self.api("POST", f"/users/{user}/server", json=options)
 
     def wait_ready_server(self, user: str, timeout: float = 150) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready():
             model = self.server_model(user)
-            if model and model.get("ready"):
-                return model
             if model is None:
                 # the spawn failed and the hub dropped the server: say why
                 raise AssertionError(f"{user}'s server is gone; hub log:\n{self.logs()[-4000:]}")
-            time.sleep(1)
-        raise AssertionError(f"{user}'s server not ready within {timeout}s; hub log:\n"
-                             f"{self.logs()[-4000:]}")
+            return model if model.get("ready") else None
+
+        return wait_until(ready, timeout, lambda: f"{user}'s server to be ready; hub log:\n"
+                                                  f"{self.logs()[-4000:]}", interval=1)
 
     def spawn(self, user: str, timeout: float = 150, **options) -> dict:
         resp = self.request_spawn(user, **options)
@@ -127,10 +123,8 @@ class HubContainer:
     def stop_server(self, user: str, timeout: float = 60) -> None:
         resp = self.api("DELETE", f"/users/{user}/server")
         assert resp.status_code in (202, 204), resp.text
-        deadline = time.monotonic() + timeout
-        while self.server_model(user) is not None:
-            assert time.monotonic() < deadline, f"{user}'s server did not stop"
-            time.sleep(0.5)
+        wait_until(lambda: self.server_model(user) is None, timeout, f"{user}'s server to stop",
+                   interval=0.5)
 
     # --- a kernel in the user's server, through the proxy ---------------------------------------
 
@@ -138,6 +132,14 @@ class HubContainer:
                 timeout: float = 120) -> dict:
         """Run ``code`` in a new kernel of ``user``'s server, through the hub's proxy."""
         return execute_in_user_kernel(self.url, user, token, code, kernel, timeout)
+
+
+def remove_network(network) -> None:
+    """Remove a test network and whatever containers are still attached to it."""
+    network.reload()
+    for container in network.containers:
+        container.remove(force=True)
+    network.remove()
 
 
 def remove_tagged(client, tag: str) -> None:

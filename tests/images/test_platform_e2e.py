@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.helpers import container_exec, docker_teardown
+
 from .conftest import LABEL, REPO, Containers
-from .hubcontainer import HubContainer, remove_tagged
+from .hubcontainer import HubContainer, remove_network, remove_tagged
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -46,11 +48,9 @@ def network(docker_client):
     net = docker_client.networks.create(f"opuhub-test-net-{TAG}", driver="bridge",
                                         labels={LABEL: "1"})
     yield net
-    remove_tagged(docker_client, TAG)  # user containers and volumes the hubs created
-    net.reload()
-    for container in net.containers:
-        container.remove(force=True)
-    net.remove()
+    # the user containers and volumes the hubs created, then the network
+    docker_teardown(docker_client, lambda: remove_tagged(docker_client, TAG),
+                    lambda: remove_network(net))
 
 
 @pytest.fixture(scope="module")
@@ -128,9 +128,8 @@ def test_user_containers_are_hardened(hub, docker_client):
     assert [m["Destination"] for m in mounts] == ["/home/jovyan"]
     assert not host.get("Devices")  # simulator profile: no device
     # and from the inside
-    code, out = container.exec_run(["sh", "-c", "id -u; grep CapEff /proc/self/status; "
-                                                "ls /var/run/docker.sock 2>&1 || true"])
-    lines = out.decode().splitlines()
+    lines = container_exec(container, ["sh", "-c", "id -u; grep CapEff /proc/self/status; "
+                                                   "ls /var/run/docker.sock 2>&1 || true"]).splitlines()
     assert lines[0] == "1000" and lines[1].split()[1] == "0000000000000000", lines
     assert "No such file" in lines[2], lines
 

@@ -18,8 +18,10 @@ import uuid
 
 import pytest
 
+from tests.helpers import docker_teardown
+
 from .conftest import LABEL, Containers, container_ip
-from .hubcontainer import HubContainer, remove_tagged
+from .hubcontainer import HubContainer, remove_network, remove_tagged
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -60,11 +62,8 @@ def network(docker_client):
     net = docker_client.networks.create(f"opuhub-test-sec-{TAG}", driver="bridge",
                                         labels={LABEL: "1"})
     yield net
-    remove_tagged(docker_client, TAG)
-    net.reload()
-    for container in net.containers:
-        container.remove(force=True)
-    net.remove()
+    docker_teardown(docker_client, lambda: remove_tagged(docker_client, TAG),
+                    lambda: remove_network(net))
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,13 @@ container with the simulator (no network at all)."""
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shlex
-import time
-from pathlib import Path
 
 import pytest
+
+from tests.helpers import container_exec, wait_until
 
 from .conftest import HARDENED, NB_UID, REPO, container_ip, wait_http
 
@@ -39,45 +40,43 @@ def test_image_config_runs_non_root_under_tini(docker_client, singleuser_image):
 def test_container_user_is_jovyan_uid_1000(containers, singleuser_image):
     # no user= here: what the image itself defaults to
     c = containers.run(singleuser_image, ["sleep", "infinity"])
-    code, out = containers.exec(c, ["sh", "-c", 'id -u; id -g; id -un; echo "$HOME"; pwd'])
-    assert code == 0, out
+    out = container_exec(c, ["sh", "-c", 'id -u; id -g; id -un; echo "$HOME"; pwd'])
     assert out.split() == ["1000", "1000", "jovyan", "/home/jovyan", "/home/jovyan"]
     # the home directory belongs to the user (a fresh named volume copies these permissions)
-    code, out = containers.exec(c, ["stat", "-c", "%u:%g %a", "/home/jovyan"])
+    out = container_exec(c, ["stat", "-c", "%u:%g %a", "/home/jovyan"])
     assert out.split()[0] == "1000:1000", out
-    code, out = containers.exec(c, ["sh", "-c", "touch /home/jovyan/probe && echo ok"])
+    out = container_exec(c, ["sh", "-c", "touch /home/jovyan/probe && echo ok"])
     assert out.strip() == "ok", out
 
 
 def test_tini_is_pid_1(containers, singleuser_image):
     c = run_sleeping(containers, singleuser_image)
-    code, out = containers.exec(c, ["cat", "/proc/1/comm"])
+    out = container_exec(c, ["cat", "/proc/1/comm"])
     assert out.strip() == "tini", out
 
 
 def test_no_root_escalation(containers, singleuser_image):
     c = run_sleeping(containers, singleuser_image)
-    code, out = containers.exec(c, ["sh", "-c", "grep CapEff /proc/self/status"])
+    out = container_exec(c, ["sh", "-c", "grep CapEff /proc/self/status"])
     assert out.split()[1] == "0000000000000000", out
-    code, out = containers.exec(c, ["sh", "-c", "command -v sudo || echo none"])
+    out = container_exec(c, ["sh", "-c", "command -v sudo || echo none"])
     assert out.strip() == "none", out
 
 
 def test_jupyterlab_and_singleuser_present(containers, singleuser_image):
     c = run_sleeping(containers, singleuser_image)
-    code, out = containers.exec(c, ["jupyter", "lab", "--version"])
-    assert code == 0 and out.strip() == "4.6.6", out
-    code, out = containers.exec(c, ["jupyterhub-singleuser", "--version"])
-    assert code == 0 and out.strip().startswith("6.1.1"), out
-    code, out = containers.exec(c, ["python", "-c", "import jupyterhub.singleuser, jupyterlab, opu_kernel; print('ok')"])
-    assert code == 0 and out.strip().endswith("ok"), out
+    out = container_exec(c, ["jupyter", "lab", "--version"])
+    assert out.strip() == "4.6.6", out
+    out = container_exec(c, ["jupyterhub-singleuser", "--version"])
+    assert out.strip().startswith("6.1.1"), out
+    out = container_exec(c, ["python", "-c", "import jupyterhub.singleuser, jupyterlab, opu_kernel; print('ok')"])
+    assert out.strip().endswith("ok"), out
 
 
 def test_opu_kernelspec_installed(containers, singleuser_image):
     c = run_sleeping(containers, singleuser_image)
-    code, out = containers.exec(c, ["jupyter", "kernelspec", "list", "--json"])
-    assert code == 0, out
-    specs = json.loads(out)["kernelspecs"]
+    specs = json.loads(container_exec(c, ["jupyter", "kernelspec", "list", "--json"],
+                                      stderr=False))["kernelspecs"]
     assert "opu" in specs, sorted(specs)
     spec = specs["opu"]["spec"]
     assert spec["display_name"] == "Python 3 (OPU)"
@@ -89,37 +88,38 @@ def test_opu_kernelspec_installed(containers, singleuser_image):
 
 def test_curated_notebooks_shipped(containers, singleuser_image):
     c = run_sleeping(containers, singleuser_image)
-    code, out = containers.exec(c, ["sh", "-c", f"cd {NOTEBOOK_DIR} && ls -1 *.ipynb 2>/dev/null; true"])
-    assert sorted(out.split()) == NOTEBOOKS, f"image has {out.split()}, notebooks/ has {NOTEBOOKS}"
     assert NOTEBOOKS, "notebooks/ has no curated notebooks"
+    out = container_exec(c, ["sh", "-c", f"cd {NOTEBOOK_DIR} && ls -1 *.ipynb"])
+    assert sorted(out.split()) == NOTEBOOKS, f"image has {out.split()}, notebooks/ has {NOTEBOOKS}"
     # readable by the user, not writable (they get their own copy in ~/examples)
-    code, out = containers.exec(c, ["sh", "-c", f"test -r {NOTEBOOK_DIR}/{shlex.quote(NOTEBOOKS[0])} "
-                                                 f"&& ! test -w {NOTEBOOK_DIR} && echo ok"])
+    out = container_exec(c, ["sh", "-c", f"test -r {NOTEBOOK_DIR}/{shlex.quote(NOTEBOOKS[0])} "
+                                         f"&& ! test -w {NOTEBOOK_DIR} && echo ok"])
     assert out.strip() == "ok", out
 
 
 def wait_for_sync(container, count: int, timeout: float = 60) -> None:
     """Until opuhub-start has logged its examples summary `count` times (once per start)."""
-    deadline = time.monotonic() + timeout
-    while container.logs().decode(errors="replace").count("examples:") < count:
-        assert time.monotonic() < deadline, container.logs().decode(errors="replace")
-        time.sleep(0.2)
+    def logs():
+        return container.logs().decode(errors="replace")
+
+    wait_until(lambda: logs().count("examples:") >= count, timeout,
+               lambda: f"{count} examples sync(s) in the logs:\n{logs()[-3000:]}")
 
 
 def test_examples_synced_into_home_keeping_user_changes(containers, singleuser_image):
     c = run_sleeping(containers, singleuser_image)
     wait_for_sync(c, 1)
-    code, out = containers.exec(c, ["sh", "-c", "cd /home/jovyan/examples && ls -1 *.ipynb"])
-    assert code == 0 and sorted(out.split()) == NOTEBOOKS, out
+    out = container_exec(c, ["sh", "-c", "cd /home/jovyan/examples && ls -1 *.ipynb"])
+    assert sorted(out.split()) == NOTEBOOKS, out
     if len(NOTEBOOKS) < 2:
         pytest.fail("needs at least two curated notebooks")
     edited, deleted = NOTEBOOKS[0], NOTEBOOKS[1]
-    containers.exec(c, ["sh", "-c", f"cd /home/jovyan/examples && echo mine > {shlex.quote(edited)} "
-                                    f"&& rm {shlex.quote(deleted)}"])
+    container_exec(c, ["sh", "-c", f"cd /home/jovyan/examples && echo mine > {shlex.quote(edited)} "
+                                   f"&& rm {shlex.quote(deleted)}"])
     c.restart(timeout=5)  # the next server start syncs again
     wait_for_sync(c, 2)
-    code, out = containers.exec(c, ["sh", "-c", "cd /home/jovyan/examples && ls -1 *.ipynb && "
-                                                f"cat {shlex.quote(edited)}"])
+    out = container_exec(c, ["sh", "-c", "cd /home/jovyan/examples && ls -1 *.ipynb && "
+                                         f"cat {shlex.quote(edited)}"])
     lines = out.split()
     assert lines[-1] == "mine", out  # the user's edit is kept
     assert deleted not in lines, out  # and so is their deletion
@@ -179,6 +179,16 @@ def test_notebook_executes_in_container(containers, singleuser_image, notebook):
     assert result["StatusCode"] == 0, f"{notebook} failed in the container:\n{logs[-6000:]}"
 
 
+def promised_notebooks() -> list[str]:
+    """The notebooks that notebooks/README.md's table promises (its first column)."""
+    readme = (REPO / "notebooks" / "README.md").read_text()
+    return sorted(f"{name}.ipynb" for name in re.findall(r"^\| `([^`|]+)` \|", readme, re.M))
+
+
 def test_notebook_list_matches_repository():
-    # guards the parametrization above: it is built from notebooks/*.ipynb at collection time
-    assert NOTEBOOKS == sorted(p.name for p in Path(REPO, "notebooks").glob("*.ipynb"))
+    # the parametrization above comes from notebooks/*.ipynb; the README's table is what the
+    # project promises: a notebook gone, renamed or added without its line fails here
+    promised = promised_notebooks()
+    assert promised, "notebooks/README.md's table lists no notebooks"
+    assert NOTEBOOKS == promised, (f"in notebooks/ only: {sorted(set(NOTEBOOKS) - set(promised))}; "
+                                   f"in the README only: {sorted(set(promised) - set(NOTEBOOKS))}")

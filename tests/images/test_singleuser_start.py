@@ -5,13 +5,12 @@ the image needs are on, and a kernel is pre-started (and warmed up) for the firs
 
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 import requests
 
-from tests.helpers import run_on_kernel
+from tests.helpers import container_exec, run_on_kernel, wait_until
 from tests.singleuser.fake_hub import FakeHubServer
 
 from .conftest import HARDENED, LABEL, container_ip, wait_http
@@ -61,23 +60,20 @@ def test_the_hubs_command_starts_the_fast_server_with_a_warm_kernel(
         wait_http(base + "api", c)
 
         # the hub's command ran through opuhub-singleuser (opuhub-start's switch)
-        code, out = c.exec_run(["python", "-c", (
+        out = container_exec(c, ["python", "-c", (
             "import glob\n"
             "for p in glob.glob('/proc/[0-9]*/cmdline'):\n"
             "    try: print(open(p, 'rb').read().replace(b'\\0', b' ').decode())\n"
             "    except OSError: pass")], user="1000")
-        assert code == 0, out
-        assert "opuhub-singleuser --ServerApp.ip=0.0.0.0" in out.decode(), out.decode()
+        assert "opuhub-singleuser --ServerApp.ip=0.0.0.0" in out, out
 
         # only the server extensions the image needs: no language-server proxy
         assert requests.get(base + "lsp/status", headers=HEADERS, timeout=30).status_code == 404
 
         # the pre-started kernel: not listed until handed out, warm (numpy imported) when it is
-        deadline = time.monotonic() + 120
-        while requests.get(base + "opuhub/prestart", headers=HEADERS,
-                           timeout=30).json()["state"] != "done":
-            assert time.monotonic() < deadline, "the pre-started kernel never got ready"
-            time.sleep(0.5)
+        wait_until(lambda: requests.get(base + "opuhub/prestart", headers=HEADERS,
+                                        timeout=30).json()["state"] == "done", 120,
+                   "the pre-started kernel to be ready", interval=0.5)
         assert requests.get(base + "api/kernels", headers=HEADERS, timeout=30).json() == []
         resp = requests.post(base + "api/kernels", json={"name": "opu"}, headers=HEADERS,
                              timeout=60)

@@ -16,7 +16,7 @@ import pytest
 import requests
 from opuhub_singleuser.kernel_pool import handover_code
 
-from tests.helpers import run_on_kernel
+from tests.helpers import run_on_kernel, wait_until
 
 from .fake_hub import FakeHubServer
 
@@ -86,15 +86,16 @@ class Server:
 
     def wait_up(self, timeout: float = 120) -> None:
         """Until the server answers, as the hub waits for it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.proc.poll() is None:
+        def up():
+            if self.proc.poll() is not None:
+                raise AssertionError(f"the server exited:\n{''.join(self.log[-60:])}")
             try:
-                if self.api("GET", "api").status_code == 200:
-                    return
+                return self.api("GET", "api").status_code == 200
             except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the server did not answer:\n{''.join(self.log[-60:])}")
+                return False
+
+        wait_until(up, timeout, lambda: f"the server to answer:\n{''.join(self.log[-60:])}",
+                   interval=0.1)
 
     def api(self, method: str, path: str, **kw) -> requests.Response:
         return requests.request(method, self.base + path, headers=HEADERS, timeout=60, **kw)

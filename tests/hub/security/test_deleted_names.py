@@ -23,6 +23,7 @@ import pytest
 from opuhub import home_quota, unix_accounts
 from opuhub.docker_homes import volume_predates
 from opuhub.retired_homes import archive_stamp
+from tests.helpers import container_exec, docker_teardown
 from tests.hub.hubtest import (
     Hub,
     docker_spawner_hub,
@@ -32,7 +33,7 @@ from tests.hub.hubtest import (
 )
 from tests.hub.security.authflows import accounts, issued_passwords, log_in, logged_in, sign_up
 from tests.hub.security.test_auth_signup import admin_session, approve
-from tests.hub.test_docker_spawner import IMAGE, docker_client, unavailable
+from tests.hub.test_docker_spawner import IMAGE, docker_client, remove_docker_objects, unavailable
 
 SECRET = "dana-private-SECRET"
 WRITE = f"open('diary.txt', 'w').write({SECRET!r}); print('written')"
@@ -236,23 +237,20 @@ def volume_hub(tmp_path_factory, hub):
         unavailable(f"no Docker engine with the image {IMAGE}")
     volume_hub = launched_hub("deleted-names-docker", tmp_path_factory)
     yield volume_hub, client
-    for name in ("jupyter-volgone",):
+
+    def remove_container():
         try:
-            client.api.remove_container(name, force=True)
+            client.api.remove_container("jupyter-volgone", force=True)
         except docker.errors.NotFound:
             pass
-    volume_hub.shutdown()
-    for volume in client.volumes.list(filters={"name": "opuhub-home-volgone"}):
-        volume.remove(force=True)
-    for net in client.networks.list(names=[volume_hub.network]):
-        net.remove()
+
+    docker_teardown(client, remove_container, volume_hub.shutdown,
+                    lambda: remove_docker_objects(client, volume_hub, "volgone"))
 
 
 def in_container(client, user: str, command: str) -> str:
-    found = client.containers.get(f"jupyter-{user}")
-    code, out = found.exec_run(["/bin/sh", "-c", command], user="1000")
-    assert code == 0, out
-    return out.decode()
+    return container_exec(client.containers.get(f"jupyter-{user}"), ["/bin/sh", "-c", command],
+                          user="1000")
 
 
 @pytest.mark.docker

@@ -21,13 +21,14 @@ import docker.errors
 import pytest
 import requests
 
+from tests.helpers import docker_teardown
 from tests.hub.hubtest import (
     docker_spawner_hub,
     hub_factory,
     hub_root,
     launched_hub,
 )
-from tests.hub.test_docker_spawner import IMAGE, docker_client, unavailable
+from tests.hub.test_docker_spawner import IMAGE, docker_client, remove_docker_objects, unavailable
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -168,14 +169,16 @@ def disk_hub(tmp_path_factory):
                     hub.stop_server(name, timeout=60)
             except Exception:  # the checks below still clean up
                 pass
-        for name in (FILLER, BYSTANDER):  # a stop that did not finish: remove the container
-            try:
-                client.api.remove_container(f"jupyter-{name}", force=True)
-            except docker.errors.NotFound:
-                pass
-        hub.shutdown()  # unmounts the homes (release_host), removes the hub's directory
-        for net in client.networks.list(names=[hub.network]):
-            net.remove()
+        def remove_containers():  # a stop that did not finish
+            for name in (FILLER, BYSTANDER):
+                try:
+                    client.api.remove_container(f"jupyter-{name}", force=True)
+                except docker.errors.NotFound:
+                    pass
+
+        # hub.shutdown unmounts the homes (release_host) and removes the hub's directory
+        docker_teardown(client, remove_containers, hub.shutdown,
+                        lambda: remove_docker_objects(client, hub))
 
 
 def container(client, user):
