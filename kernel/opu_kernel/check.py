@@ -18,6 +18,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import shlex
 import sys
 import tempfile
@@ -43,7 +44,7 @@ INSTALL_HINT = 'pip install "opu-kernel[check]"'
 @dataclass
 class CellFailure:
     cell: int            # nbval's number: code cells counted from 0
-    kind: str            # differs | error | timeout | unrun | setup | other
+    kind: str            # stale | varies | differs | error | timeout | unrun | setup | other
     first_line: str      # of the cell's source, to find it
     message: str
 
@@ -139,6 +140,8 @@ class Recorder:
     def __init__(self, notebooks: list[Path]):
         self.results = {str(p.resolve()): NotebookResult(str(p)) for p in notebooks}
         self.items: dict[str, tuple[NotebookResult, object]] = {}
+        #: nbval's fresh outputs of the cells whose stored outputs differ, by (path, cell)
+        self.fresh: dict[tuple[str, int], list] = {}
 
     def pytest_itemcollected(self, item):
         result = self.results.get(str(Path(item.path).resolve()))
@@ -163,9 +166,76 @@ class Recorder:
         kind = classify(str(call.excinfo.value), call.when)
         if kind == "setup" and any(f.kind == "setup" for f in result.failures):
             return  # every later cell repeats the notebook's setup error
+        if kind == "differs":
+            self.fresh[(result.path, item.cell_num)] = list(item.test_outputs or [])
         first = next((line for line in item.cell.source.splitlines() if line.strip()), "")
         result.failures.append(CellFailure(item.cell_num, kind, first.strip()[:60],
                                            str(call.excinfo.value)[:500]))
+
+
+def sanitize_patterns(text: str) -> list[tuple[str, str]]:
+    """The regex/replace pairs of a sanitizer file, read as nbval reads them."""
+    return re.findall(r"^regex: (.*)$\n^replace: (.*)$", text, flags=re.MULTILINE)
+
+
+def comparable(outputs: list, patterns: list[tuple[str, str]]) -> list:
+    """What nbval compares of a cell's outputs: the text of streams (consecutive ones joined),
+    results and displays (images and metadata left out), error names; sanitized."""
+    def clean(text) -> str:
+        text = "".join(text) if isinstance(text, list) else str(text)
+        for regex, replace in patterns:
+            text = re.sub(regex, replace, text)
+        return text
+
+    items: list = []
+    for out in outputs:
+        kind = out.get("output_type")
+        if kind == "stream":
+            if items and items[-1][0] == "stream" and items[-1][1] == out.get("name"):
+                items[-1] = ("stream", out.get("name"), items[-1][2] + clean(out.get("text", "")))
+            else:
+                items.append(("stream", out.get("name"), clean(out.get("text", ""))))
+        elif kind in ("execute_result", "display_data"):
+            data = out.get("data", {})
+            items.append(("data", sorted((mime, clean(value)) for mime, value in data.items()
+                                         if not mime.startswith("image/"))))
+        elif kind == "error":
+            items.append(("error", out.get("ename")))
+    return items
+
+
+def code_cell_outputs(nb) -> dict[int, list]:
+    """Outputs by nbval's cell number (code cells counted from 0)."""
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    return {number: list(cell.get("outputs", [])) for number, cell in enumerate(code)}
+
+
+def diagnose(results: list[NotebookResult], fresh: dict[tuple[str, int], list],
+             patterns: list[tuple[str, str]], kernel: str, timeout: float) -> None:
+    """Tell stale outputs from varying ones: run each notebook with differing cells once more;
+    a cell that gives what nbval's run gave is stale (refresh it), one that gives something else
+    varies (mark it). Failures stay "differs" when the second run cannot be made."""
+    import nbformat
+
+    from opu_kernel.refresh import execute
+
+    for result in results:
+        differing = [f for f in result.failures if f.kind == "differs"]
+        if not differing:
+            continue
+        path = Path(result.path)
+        try:
+            nb = nbformat.read(path, as_version=4)
+            execute(nb, path, kernel, timeout, allow_errors=True)
+        except Exception as exc:  # noqa: BLE001 - keep the generic explanation
+            print(f"{PROG}: could not run {path} again to tell stale outputs from varying "
+                  f"ones: {exc}", file=sys.stderr)
+            continue
+        second = code_cell_outputs(nb)
+        for failure in differing:
+            first_run = comparable(fresh.get((result.path, failure.cell), []), patterns)
+            failure.kind = ("stale" if first_run == comparable(second.get(failure.cell, []),
+                                                               patterns) else "varies")
 
 
 def explain(results: list[NotebookResult], kernel: str) -> str:
@@ -183,20 +253,34 @@ def explain(results: list[NotebookResult], kernel: str) -> str:
         return " ".join(shlex.quote(p) for p in dict.fromkeys(
             r.path for kind in kinds for r, _ in by_kind.get(kind, [])))
 
-    parts = []
-    if "differs" in by_kind or "unrun" in by_kind:
-        parts.append(f"""\
-Stored outputs differ from what the code gives now (nbval counts code cells from 0):
-{cells(["differs", "unrun"])}
-- If the change is intended (you edited the code, a library changed), store the new outputs,
-  then review the diff and commit the notebooks:
-      {PROG} --refresh {paths(["differs", "unrun"])}
-- If a cell's output changes from run to run (timings, unseeded random numbers, dates), make
-  it reproducible (seed the OPU and every random generator) or mark the cell with a line
+    parts = ["(nbval numbers code cells from 0: Cell 2 is the third code cell)"]
+    refresh = "then review the diff and commit the notebooks"
+    mark = f"""\
+  make it reproducible (seed the OPU and every random generator), or mark the cell with a line
       # NBVAL_IGNORE_OUTPUT
   of its own: it still runs, its output is not compared. To mask only part of an output, give
-  regex/replace pairs with --sanitize-with FILE (format: nbval's, as in {PROG} --show-sanitizers).
-  A cell that still fails right after --refresh is such a cell.""")
+  regex/replace pairs with --sanitize-with FILE (nbval's format: see {PROG} --show-sanitizers)."""
+    if "stale" in by_kind or "unrun" in by_kind:
+        parts.append(f"""\
+Stale outputs: these cells give the same output on every run, but not the stored one:
+{cells(["stale", "unrun"])}
+- If the change is intended (you edited the code, a library changed), store the new outputs,
+  {refresh}:
+      {PROG} --refresh {paths(["stale", "unrun"])}""")
+    if "varies" in by_kind:
+        parts.append(f"""\
+Varying outputs: these cells gave different outputs in two runs of the same code:
+{cells(["varies"])}
+- Refreshing will not help:
+{mark}""")
+    if "differs" in by_kind:
+        parts.append(f"""\
+Stored outputs differ from what the code gives now:
+{cells(["differs"])}
+- If the change is intended, store the new outputs, {refresh}:
+      {PROG} --refresh {paths(["differs"])}
+- If a cell's output changes from run to run (timings, unseeded random numbers, dates),
+{mark}""")
     if "error" in by_kind:
         parts.append(f"""\
 A cell raised an exception (traceback above):
@@ -253,20 +337,19 @@ def find_kernel(kernel: str) -> tuple[str | None, str | None]:
                       "(python -m opu_kernel.install --user, for a Jupyter elsewhere)")
 
 
-def run_check(notebooks: list[Path], kernel: str, sanitize_with: Path | None,
-              timeout: float) -> tuple[int, list[NotebookResult]]:
+def run_check(notebooks: list[Path], kernel: str, sanitizers: str,
+              timeout: float) -> tuple[int, Recorder]:
     import pytest
 
     recorder = Recorder(notebooks)
     with tempfile.TemporaryDirectory(prefix="opu-check-") as tmp:
         sanitize = Path(tmp) / "sanitize.cfg"
-        extra = sanitize_with.read_text() if sanitize_with else ""
-        sanitize.write_text(shipped_sanitizers() + "\n" + extra)
+        sanitize.write_text(sanitizers)
         ini = Path(tmp) / "pytest.ini"
         ini.write_text("[pytest]\n")
         code = pytest.main(nbval_args(notebooks, kernel, sanitize, ini, timeout),
                            plugins=[recorder])
-    return int(code), list(recorder.results.values())
+    return int(code), recorder
 
 
 def run_refresh(notebooks: list[Path], kernel: str, timeout: float) -> int:
@@ -339,9 +422,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.refresh:
         return run_refresh(notebooks, args.kernel, args.timeout)
 
+    sanitizers = shipped_sanitizers() + "\n" + (
+        args.sanitize_with.read_text() if args.sanitize_with else "")
     start = time.perf_counter()
-    code, results = run_check(notebooks, args.kernel, args.sanitize_with, args.timeout)
+    code, recorder = run_check(notebooks, args.kernel, sanitizers, args.timeout)
+    results = list(recorder.results.values())
     print(f"\n{PROG}: {time.perf_counter() - start:.1f} s\n{summary(results)}")
+    if recorder.fresh:
+        print(f"{PROG}: running the notebooks with differing outputs once more, to tell stale "
+              "outputs from varying ones", flush=True)
+        diagnose(results, recorder.fresh, sanitize_patterns(sanitizers), args.kernel,
+                 args.timeout)
     if note := not_compared_note(results):
         print(note)
     if args.report:

@@ -43,15 +43,13 @@ def nbclient_tags(cell: dict) -> set[str]:
     return needed - tags
 
 
-def refresh(path: Path, kernel_name: str, timeout: float) -> float:
-    """Run ``path`` from a fresh kernel and write it back with the new outputs; seconds taken.
-
-    Raises RefreshError (the file untouched) when a cell fails.
-    """
-    import nbformat
+def execute(nb, path: Path, kernel_name: str, timeout: float,
+            allow_errors: bool = False) -> float:
+    """Run the notebook ``nb`` (read from ``path``) in place from a fresh kernel, as nbval
+    would: its markers honoured, no cell timestamps. Seconds taken; nbclient's exception when a
+    cell fails (unless ``allow_errors``)."""
     from nbclient import NotebookClient
 
-    nb = nbformat.read(path, as_version=4)
     added = {}
     for index, cell in enumerate(nb.cells):
         if cell.cell_type == "code" and (tags := nbclient_tags(cell)):
@@ -59,18 +57,31 @@ def refresh(path: Path, kernel_name: str, timeout: float) -> float:
             cell.setdefault("metadata", {}).setdefault("tags", []).extend(sorted(tags))
     # record_timing=False: no per-cell timestamps, so an unchanged notebook gives no diff
     client = NotebookClient(nb, kernel_name=kernel_name, timeout=timeout, record_timing=False,
-                            skip_cells_with_tag=NBCLIENT_SKIP,
+                            skip_cells_with_tag=NBCLIENT_SKIP, allow_errors=allow_errors,
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     try:
         client.execute()
+    finally:
+        for index, tags in added.items():  # the notebook keeps the user's own markers only
+            metadata = nb.cells[index].metadata
+            metadata.tags = [t for t in metadata.tags if t not in tags]
+            if not metadata.tags:
+                del metadata["tags"]
+    return time.perf_counter() - start
+
+
+def refresh(path: Path, kernel_name: str, timeout: float) -> float:
+    """Run ``path`` from a fresh kernel and write it back with the new outputs; seconds taken.
+
+    Raises RefreshError (the file untouched) when a cell fails.
+    """
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    try:
+        seconds = execute(nb, path, kernel_name, timeout)
     except Exception as exc:  # noqa: BLE001 - any failure: say which notebook, keep the file
         raise RefreshError(f"{path} failed, not written:\n{exc}") from exc
-    seconds = time.perf_counter() - start
-    for index, tags in added.items():  # the file keeps the user's own markers only
-        metadata = nb.cells[index].metadata
-        metadata.tags = [t for t in metadata.tags if t not in tags]
-        if not metadata.tags:
-            del metadata["tags"]
     nbformat.write(nb, path)
     return seconds

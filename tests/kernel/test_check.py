@@ -10,7 +10,9 @@ import sys
 import zipfile
 from pathlib import Path
 
+import nbformat
 import pytest
+from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from opu_kernel import check, install
 from opu_kernel.check import CellFailure, NotebookResult
@@ -96,15 +98,38 @@ def test_nbval_failures_are_classified(message, when, kind):
     assert check.classify(message, when) == kind
 
 
-def test_a_stale_output_is_explained_with_the_refresh_command_and_the_marker():
+def test_stale_and_varying_outputs_are_explained_apart():
     results = [NotebookResult("nb/my lab.ipynb", 1.0, 4, 4, [
-        CellFailure(2, "differs", "print(Y.sum())", "Cell outputs differ")]),
+        CellFailure(2, "stale", "print(Y.sum())", "Cell outputs differ"),
+        CellFailure(3, "varies", "print(time())", "Cell outputs differ")]),
         NotebookResult("nb/ok.ipynb", 1.0, 3, 3)]
     text = check.explain(results, "opu")
-    assert "nb/my lab.ipynb: Cell 2 (print(Y.sum()))" in text
-    assert "python -m opu_kernel.check --refresh 'nb/my lab.ipynb'\n" in text  # shell-quoted
+    stale, varies = text.split("Varying outputs")
+    assert "nb/my lab.ipynb: Cell 2 (print(Y.sum()))" in stale
+    assert "python -m opu_kernel.check --refresh 'nb/my lab.ipynb'\n" in stale  # shell-quoted
+    assert "Cell 3 (print(time()))" in varies and "--refresh" not in varies
+    assert "# NBVAL_IGNORE_OUTPUT" in varies and "--sanitize-with" in varies
     assert "ok.ipynb" not in text
-    assert "# NBVAL_IGNORE_OUTPUT" in text and "--sanitize-with" in text
+
+
+def test_an_undiagnosed_difference_offers_both_ways():
+    text = check.explain([NotebookResult("a.ipynb", 1.0, 2, 2, [
+        CellFailure(1, "differs", "x", "Cell outputs differ")])], "opu")
+    assert "--refresh a.ipynb" in text and "# NBVAL_IGNORE_OUTPUT" in text
+
+
+def test_outputs_are_compared_as_nbval_compares_them():
+    patterns = check.sanitize_patterns(check.shipped_sanitizers())
+    first = [{"output_type": "stream", "name": "stdout", "text": "a "},
+             {"output_type": "stream", "name": "stdout", "text": ["b at 0x7f3a2b1c9d40\n"]},
+             {"output_type": "display_data", "metadata": {"w": 1},
+              "data": {"text/plain": "<Figure size 640x480 with 1 Axes>", "image/png": "AAA"}}]
+    second = [{"output_type": "stream", "name": "stdout", "text": "a b at 0x55aa11bb22cc\n"},
+              {"output_type": "display_data", "metadata": {},
+               "data": {"text/plain": "<Figure size 900x300 with 2 Axes>", "image/png": "BBB"}}]
+    assert check.comparable(first, patterns) == check.comparable(second, patterns)
+    assert check.comparable(first, patterns) != check.comparable(
+        [{"output_type": "stream", "name": "stdout", "text": "a c\n"}], patterns)
 
 
 def test_an_exception_and_a_missing_kernel_are_explained_apart():
@@ -158,3 +183,30 @@ def test_missing_notebooks_fail_before_anything_runs(tmp_path):
     result = subprocess.run([sys.executable, "-m", "opu_kernel.check", str(tmp_path / "nope")],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "no such file or folder" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_check_tells_a_stale_output_from_a_varying_one(tmp_path, opu_kernelspecs):
+    def cell(source, stored, count):
+        return new_code_cell(source, execution_count=count, outputs=[
+            new_output("stream", name="stdout", text=stored)])
+
+    nb = new_notebook(cells=[
+        cell("print(6 * 7)", "41\n", 1),                                    # stale
+        cell("import time\nprint(time.time_ns())", "1\n", 2),               # varies
+        cell("# NBVAL_IGNORE_OUTPUT\nprint(time.time_ns())", "2\n", 3),     # marked: passes
+    ])
+    nbformat.write(nb, tmp_path / "lab.ipynb")
+    kernels = Path(opu_kernelspecs.kernel_dirs[0])
+    env = dict(os.environ, JUPYTER_PATH=str(kernels.parent))
+    result = subprocess.run([sys.executable, "-m", "opu_kernel.check", "lab.ipynb",
+                             "--report", "report.json"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert f"({kernels / 'opu'})" in result.stdout
+    stale, varies = result.stdout.split("Stale outputs", 1)[1].split("Varying outputs")
+    assert "lab.ipynb: Cell 0 (print(6 * 7))" in stale and "--refresh lab.ipynb" in stale
+    assert "lab.ipynb: Cell 1 (import time)" in varies and "Cell 2" not in varies
+    (report,) = json.loads((tmp_path / "report.json").read_text())
+    assert [(f["cell"], f["kind"]) for f in report["failures"]] == [(0, "stale"), (1, "varies")]
+    assert report["cells"] == 3 and report["compared"] == 2 and not report["passed"]

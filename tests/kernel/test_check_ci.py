@@ -149,7 +149,8 @@ def test_a_users_notebooks_in_a_fresh_environment(tmp_path, capsys, monkeypatch,
     line = next(ln for ln in passed.stdout.splitlines() if "notebooks/speckle.ipynb" in ln)
     assert re.search(r"\d+\.\d s\s+5 cells,\s+4 compared\s+ok$", line), line
 
-    # 2. a stale stored output: fails, says which cell, how to refresh, how to mark a cell
+    # 2. a stale stored output: fails, says which cell, that it is stale (a second run gives
+    #    the same output) and the command that refreshes it
     edit_stored_output(notebook)
     t = time.perf_counter()
     failed = run_step(check, {**env, **check_env}, project, timeout=300)
@@ -157,7 +158,8 @@ def test_a_users_notebooks_in_a_fresh_environment(tmp_path, capsys, monkeypatch,
     assert failed.returncode == 1, failed.stdout[-5000:] + failed.stderr[-3000:]
     out = failed.stdout
     assert "notebooks/speckle.ipynb: Cell 2 (Y[:3, :6])" in out, out[-3000:]
-    assert "# NBVAL_IGNORE_OUTPUT" in out and "FAILED (1 of 5 cells)" in out
+    assert "Stale outputs" in out and "Varying outputs" not in out, out[-3000:]
+    assert "FAILED (1 of 5 cells)" in out
     refresh = re.search(r"^\s+(python -m opu_kernel\.check --refresh .*)$", out, re.M)
     assert refresh and refresh.group(1).endswith(" notebooks/speckle.ipynb"), out[-3000:]
 
