@@ -210,3 +210,13 @@ def test_a_check_tells_a_stale_output_from_a_varying_one(tmp_path, opu_kernelspe
     (report,) = json.loads((tmp_path / "report.json").read_text())
     assert [(f["cell"], f["kind"]) for f in report["failures"]] == [(0, "stale"), (1, "varies")]
     assert report["cells"] == 3 and report["compared"] == 2 and not report["passed"]
+
+
+def test_a_notebook_without_code_is_not_a_pass(tmp_path, opu_kernelspecs):
+    nbformat.write(new_notebook(cells=[nbformat.v4.new_markdown_cell("# Notes")]),
+                   tmp_path / "notes.ipynb")
+    env = dict(os.environ, JUPYTER_PATH=str(Path(opu_kernelspecs.kernel_dirs[0]).parent))
+    result = subprocess.run([sys.executable, "-m", "opu_kernel.check", "notes.ipynb"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 5, result.stdout + result.stderr
+    assert "no code cells in notes.ipynb: nothing to check" in result.stderr
