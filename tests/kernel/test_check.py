@@ -212,6 +212,7 @@ def test_a_check_tells_a_stale_output_from_a_varying_one(tmp_path, opu_kernelspe
     assert report["cells"] == 3 and report["compared"] == 2 and not report["passed"]
 
 
+@pytest.mark.slow
 def test_a_notebook_without_code_is_not_a_pass(tmp_path, opu_kernelspecs):
     nbformat.write(new_notebook(cells=[nbformat.v4.new_markdown_cell("# Notes")]),
                    tmp_path / "notes.ipynb")
