@@ -7,11 +7,13 @@
 2. Utilisation with 50 kernels: 50 client processes (one request at a time, batches of 10 to
    2000 rows, think time 0–50 ms) on a simulated device with the OPU's 500 µs per frame;
    utilisation = frames served × frame time / wall time (target ≥ 90 %).
-3. Waiting under that load: a 51st kernel sends a 10-row request every 0.25 s; p50 and p95
-   of its end-to-end time, and of the broker's queue wait. With deficit round robin a newcomer
-   waits for the round of turns in progress: about users × quantum × frame time.
+3. Waiting under that load: a 51st kernel sends a 10-row request every ``--probe-every``
+   seconds (1 s: a person running cells); p50 and p95 of its end-to-end time, and of the
+   broker's queue wait (until its first slice starts). A user idle for a whole round of turns
+   (users × quantum × frame time) goes first; one back sooner waits for its turn in the round.
 
-    python benchmarks/bench_broker.py [--kernels 50] [--seconds 20] [--quantum 32 --quantum 8]
+    python benchmarks/bench_broker.py [--kernels 50] [--seconds 30] [--quantum 32 --quantum 8]
+                                      [--probe-every 1 --probe-every 0.25]
 
 The machine is shared: the load average is printed with the figures.
 """
@@ -147,7 +149,7 @@ def kernel(index: int, env: dict, go, stop_at) -> None:
         time.sleep(rng.uniform(0, 0.05))
 
 
-def under_load(n_kernels: int, seconds: float, quantum: int) -> None:
+def under_load(n_kernels: int, seconds: float, quantum: int, probe_every: float) -> None:
     port = free_port()
     frame_us = 500.0
     broker = start_broker(port, f"--frame-us={frame_us}", f"--quantum={quantum}")
@@ -174,7 +176,7 @@ def under_load(n_kernels: int, seconds: float, quantum: int) -> None:
             _, header = probe.transform(params, X)
             ends.append(time.perf_counter() - start)
             waits.append(header["wait_s"])
-            time.sleep(0.25)
+            time.sleep(probe_every)
         after, t1 = admin(url), time.monotonic()
         probe.close()
     finally:
@@ -188,7 +190,8 @@ def under_load(n_kernels: int, seconds: float, quantum: int) -> None:
     print(f"{n_kernels} kernels, quantum {quantum} frames, {t1 - t0:.1f} s, frame "
           f"{frame_us:g} µs: {frames} frames "
           f"served of {capacity:.0f} possible → utilisation {frames / capacity:.1%} ({load()})")
-    print(f"10-row request under load ({len(ends)} samples): end-to-end p50 "
+    print(f"10-row request every {probe_every:g} s under load ({len(ends)} samples): "
+          f"end-to-end p50 "
           f"{1e3 * percentile(ends, 50):.0f} ms, p95 {1e3 * percentile(ends, 95):.0f} ms; "
           f"queue wait p50 {1e3 * percentile(waits, 50):.0f} ms, "
           f"p95 {1e3 * percentile(waits, 95):.0f} ms")
@@ -197,7 +200,9 @@ def under_load(n_kernels: int, seconds: float, quantum: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--kernels", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--probe-every", type=float, action="append",
+                        help="seconds between the probe's requests (repeatable; default 1)")
     parser.add_argument("--repeat", type=int, default=300)
     parser.add_argument("--quantum", type=int, action="append",
                         help="frames per turn (repeatable; default: the broker's 32)")
@@ -205,7 +210,8 @@ def main() -> None:
     print(f"{os.cpu_count()} cores, {load()}")
     overhead(args.repeat)
     for quantum in args.quantum or [32]:
-        under_load(args.kernels, args.seconds, quantum)
+        for every in args.probe_every or [1.0]:
+            under_load(args.kernels, args.seconds, quantum, every)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,12 @@
 """The OPU broker: the one process that drives a device, serving many kernels in turn.
 
-Two threads. The socket thread owns the ZeroMQ ROUTER socket: it authenticates each request
-(:mod:`.protocol`), queues transforms in the :class:`~.scheduler.FairScheduler`, answers
-status, heartbeat and cancel messages at once, drops requests whose kernel stopped sending
-heartbeats, and sends results. The device thread takes slices from the scheduler, runs them
-on the device, holds the device for the timing model's duration, and hands finished requests
-back to the socket thread (ZeroMQ sockets are not thread-safe: only one thread touches
-each).
+One thread, one loop, so that a small request costs two wake-ups (in and out), as a status
+message does. Each pass: when the device is free, run the next slice the
+:class:`~.scheduler.FairScheduler` gives (the simulated device then counts itself busy for
+the timing model's duration); send the results whose device time is over; read messages —
+authenticate each (:mod:`.protocol`), queue transforms, answer status, heartbeat and cancel
+at once; drop requests whose kernel stopped sending heartbeats. Messages wait while a slice
+computes: at most one slice (``max_slice`` frames).
 
 A malformed, unauthenticated or oversized message is refused to its sender alone (messages
 over ``max_message_bytes`` are cut off by ZeroMQ itself, before they are buffered).
@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -87,6 +86,7 @@ class Request:
     started: float | None = None
     error: str | None = None
     device_s: float = 0.0
+    done_at: float = 0.0
     extra: dict = field(default_factory=dict)
 
 
@@ -105,10 +105,11 @@ class Broker:
         self.heartbeat_s = float(heartbeat_s)
         self.client_timeout_s = float(client_timeout_s)
         self.context = context or zmq.Context.instance()
-        self.lock = threading.Condition()
         self.sessions: dict[bytes, Session] = {}
         self.jobs: dict[tuple[bytes, str], Job] = {}
-        self.finished: queue.SimpleQueue = queue.SimpleQueue()
+        self.pending: list[Job] = []  # computed, replied to when their device time is over
+        self.acks: list[tuple[Job, dict]] = []  # "queued" answers not sent yet
+        self.free_at = 0.0  # when the (modeled) device is free again
         self.keys: dict[str, bytes] = {ADMIN_USER: admin_key(secret)}
         self.stopping = threading.Event()
         self.ready = threading.Event()
@@ -139,62 +140,57 @@ class Broker:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 1000)
         sock.setsockopt(zmq.RCVHWM, 1000)
-        wake_in = self.context.socket(zmq.PAIR)
-        wake_out = self.context.socket(zmq.PAIR)
-        name = f"inproc://opu-broker-wake-{id(self)}"
-        wake_in.bind(name)
-        wake_out.connect(name)
-        self._wake = wake_out
-        self._wake_lock = threading.Lock()
-        worker = threading.Thread(target=self._device_loop, name="opu-broker-device",
-                                  daemon=True)
         try:
             sock.bind(self.bind)
             self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-            worker.start()
             log.info("OPU broker serving %s on %s", self.device.describe(), self.endpoint)
             self.ready.set()
-            self._socket_loop(sock, wake_in)
+            self._loop(sock)
         finally:
             self.stopping.set()
-            with self.lock:
-                self.lock.notify_all()
-            if worker.is_alive():
-                worker.join(timeout=30)
-            for s in (sock, wake_in, wake_out):
-                s.close(linger=0)
+            sock.close(linger=0)
             self.device.close()
             self.ready.set()
 
     def stop(self) -> None:
+        """Ask the loop to end (from a signal handler or another thread)."""
         self.stopping.set()
-        with self.lock:
-            self.lock.notify_all()
 
-    def _socket_loop(self, sock, wake_in) -> None:
-        poller = zmq.Poller()
-        poller.register(sock, zmq.POLLIN)
-        poller.register(wake_in, zmq.POLLIN)
+    def _loop(self, sock) -> None:
         next_sweep = time.monotonic()
         while not self.stopping.is_set():
-            events = dict(poller.poll(100))
-            if wake_in in events:
-                while wake_in.poll(0):
-                    wake_in.recv()
-            if sock in events:
-                for _ in range(100):  # then look at finished work too
+            now = time.monotonic()
+            idle = False
+            if now >= self.free_at:
+                piece = self.scheduler.next_slice()
+                if piece is None:
+                    idle = True
+                else:
+                    self._run(sock, piece)
+            now = time.monotonic()
+            if self.pending:
+                due = [j for j in self.pending if j.data.done_at <= now]
+                if due:
+                    self.pending = [j for j in self.pending if j.data.done_at > now]
+                    for job in due:
+                        self._reply_result(sock, job)
+            # A request served at once needs no "queued" answer: one message fewer to wake for.
+            for job, header in self.acks:
+                if job.key in self.jobs:
+                    self._send(sock, job.data.routing_id, self.keys[job.user], header)
+            self.acks.clear()
+            # Sleep in poll until a message comes or the device (or a result) is due; a free
+            # device with nothing it may run (idle, or reserved) looks again every 50 ms.
+            wake = [self.free_at] if not idle else [now + 0.05]
+            wake += [j.data.done_at for j in self.pending]
+            timeout_ms = max(0, min(100, int(1000 * (min(wake) - now)) + 1)) if wake else 100
+            if sock.poll(timeout_ms):
+                for _ in range(100):  # then let the device have its turn again
                     try:
                         frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
                     except zmq.Again:
                         break
                     self._handle(sock, frames)
-            while True:
-                try:
-                    job = self.finished.get_nowait()
-                except queue.Empty:
-                    break
-                self._reply_result(sock, job)
-            now = time.monotonic()
             if now >= next_sweep:
                 self._sweep(now)
                 next_sweep = now + min(1.0, self.client_timeout_s / 4)
@@ -244,7 +240,11 @@ class Broker:
             return
         reply.setdefault("status", "ok")
         reply.update(v=protocol.VERSION, op=op, id=request_id)
-        self._send(sock, routing_id, key, reply)
+        job = reply.pop("job", None)
+        if job is not None:
+            self.acks.append((job, reply))
+        else:
+            self._send(sock, routing_id, key, reply)
 
     def _op_hello(self, routing_id, user, header, payload, now) -> dict:
         return {"user": user, "limits": self.limits.public(), "heartbeat_s": self.heartbeat_s,
@@ -253,12 +253,11 @@ class Broker:
                 **self.device.describe()}
 
     def _op_status(self, routing_id, user, header, payload, now) -> dict:
-        with self.lock:
-            sched = self.scheduler
-            info = {"queue_requests": sched.queued_jobs(), "queue_frames": sched.queued_frames(),
-                    "users_waiting": len(sched.waiting_users()), "position": sched.position(user),
-                    "weight": sched.weight(user), **sched.share(user)}
-            reservation = sched.reservation_at(sched.clock())
+        sched = self.scheduler
+        info = {"queue_requests": sched.queued_jobs(), "queue_frames": sched.queued_frames(),
+                "users_waiting": len(sched.waiting_users()), "position": sched.position(user),
+                "weight": sched.weight(user), **sched.share(user)}
+        reservation = sched.reservation_at(sched.clock())
         if reservation is not None:
             info["reserved_for"] = reservation.user
             info["reserved_until"] = time.time() + reservation.end - sched.clock()
@@ -274,19 +273,18 @@ class Broker:
         key = (routing_id, params["id"])
         if key in self.jobs:
             raise protocol.ProtocolError(f"request id {params['id']!r} is already in use")
-        with self.lock:
-            mine = sum(1 for j in self.jobs.values() if j.user == user)
-            if mine >= self.limits.max_jobs_per_user:
-                raise protocol.ProtocolError(
-                    f"{user} already has {mine} requests in flight (at most "
-                    f"{self.limits.max_jobs_per_user})")
-            request = Request(routing_id, params, bytes(payload), now, now)
-            job = Job(key, user, params["rows"], data=request)
-            self.scheduler.submit(job)
-            self.jobs[key] = job
-            self.lock.notify_all()
-            position = self.scheduler.position(user)
-        return {"status": "queued", "position": position, "heartbeat_s": self.heartbeat_s}
+        mine = sum(1 for j in self.jobs.values() if j.user == user)
+        if mine >= self.limits.max_jobs_per_user:
+            raise protocol.ProtocolError(
+                f"{user} already has {mine} requests in flight (at most "
+                f"{self.limits.max_jobs_per_user})")
+        request = Request(routing_id, params, bytes(payload), now, now)
+        job = Job(key, user, params["rows"], data=request)
+        self.scheduler.submit(job)
+        self.jobs[key] = job
+        position = self.scheduler.position(user)
+        return {"status": "queued", "position": position, "heartbeat_s": self.heartbeat_s,
+                "job": job}
 
     def _job_of(self, routing_id, header) -> Job | None:
         return self.jobs.get((routing_id, header.get("id")))
@@ -297,8 +295,7 @@ class Broker:
             raise protocol.ProtocolError("unknown request: the broker does not have it (it "
                                          "restarted, or dropped it after missed heartbeats)")
         job.data.seen = now
-        with self.lock:
-            position = self.scheduler.position(user)
+        position = self.scheduler.position(user)
         return {"status": "alive", "position": position,
                 "done_frames": job.data.done_frames, "frames": job.frames}
 
@@ -309,9 +306,8 @@ class Broker:
         return {"status": "cancelled", "found": job is not None}
 
     def _op_stats(self, routing_id, user, header, payload, now) -> dict:
-        with self.lock:
-            served = dict(self.scheduler.served)
-            waiting = self.scheduler.waiting_users()
+        served = dict(self.scheduler.served)
+        waiting = self.scheduler.waiting_users()
         return {"served_frames": served, "users_waiting": waiting,
                 "frames_served": self.frames_served, "device_busy_s": self.device_busy_s,
                 "uptime_s": time.monotonic() - self.started, "utilisation": self.utilisation(),
@@ -322,17 +318,13 @@ class Broker:
         holder = protocol.field_str(header, "holder", protocol.MAX_USER_CHARS)
         start = protocol.field_float(header, "start", 0, 1e11)
         end = protocol.field_float(header, "end", 0, 1e11)
-        with self.lock:
-            offset = self.scheduler.clock() - time.time()
-            self.scheduler.reserve(holder, start + offset, end + offset)
-            self.lock.notify_all()
+        offset = self.scheduler.clock() - time.time()
+        self.scheduler.reserve(holder, start + offset, end + offset)
         return {"holder": holder}
 
     def _op_release(self, routing_id, user, header, payload, now) -> dict:
         holder = protocol.field_str(header, "holder", protocol.MAX_USER_CHARS)
-        with self.lock:
-            self.scheduler.release(holder)
-            self.lock.notify_all()
+        self.scheduler.release(holder)
         return {"holder": holder}
 
     def utilisation(self) -> float:
@@ -370,14 +362,13 @@ class Broker:
                       exposure_us=request.exposure_us, frametime_us=request.frametime_us,
                       saturated=request.saturated / max(1, result.size) if
                       request.exposure_us is not None else None,
-                      wait_s=round(request.started - request.seen, 6) if request.started else 0,
+                      wait_s=round(request.started - request.queued, 6) if request.started else 0,
                       device_s=round(request.device_s, 6))
         if self._send(sock, request.routing_id, key, header, result.data):
             self.requests_done += 1
 
     def _drop(self, job: Job) -> None:
-        with self.lock:
-            self.scheduler.cancel(job)
+        self.scheduler.cancel(job)
         self.jobs.pop(job.key, None)
 
     def _sweep(self, now: float) -> None:
@@ -393,60 +384,47 @@ class Broker:
         for routing_id in [r for r, s in self.sessions.items() if now - s.seen > idle]:
             del self.sessions[routing_id]
 
-    # -- the device thread ----------------------------------------------------------------
-    def _device_loop(self) -> None:
-        free_at = time.monotonic()
-        while not self.stopping.is_set():
-            with self.lock:
-                piece = self.scheduler.next_slice()
-                if piece is None:
-                    self.lock.wait(0.05)  # reservations begin and end with time, too
-                    continue
-            job, request = piece.job, piece.job.data
-            started = time.monotonic()
-            if request.started is None:
-                request.started = started
-            try:
-                rows = protocol.unpack_rows(
-                    request.packed[piece.start * ((request.params["n_features"] + 7) // 8):
-                                   piece.stop * ((request.params["n_features"] + 7) // 8)],
-                    piece.frames, request.params["n_features"])
-                acquisition = self.device.run(request.params, rows)
-                output = acquisition.output
-                if request.result is None:
-                    request.result = np.empty((job.frames, output.shape[1]), output.dtype)
-                request.result[piece.start:piece.stop] = output
-                if acquisition.saturated is not None:
-                    request.saturated += acquisition.saturated * output.size
-                request.exposure_us = acquisition.exposure_us
-                request.frametime_us = acquisition.frametime_us
-            except Exception as exc:  # noqa: BLE001 - one bad request must not stop the device
-                log.warning("OPU broker: %s's request failed: %s", job.user, exc)
-                request.error = f"the device failed this request: {type(exc).__name__}: {exc}"
-                with self.lock:
-                    self.scheduler.cancel(job)
-                self._finish(job)
-                continue
-            if self.device.frame_s is not None:
-                # The timing model: the device is busy frames × frame_s from when it was free
-                # (or from when this request came, if the device was idle then).
-                start = max(free_at, min(started, request.queued), started - MAX_LAG_S)
-                free_at = start + piece.frames * self.device.frame_s
-                pause = free_at - time.monotonic()
-                if pause > 0:
-                    self.stopping.wait(pause)
-                busy = piece.frames * self.device.frame_s
-            else:
-                free_at = time.monotonic()
-                busy = free_at - started
-            self.device_busy_s += busy
-            self.frames_served += piece.frames
-            request.device_s += busy
-            request.done_frames += piece.frames
-            if request.done_frames >= job.frames:
-                self._finish(job)
-
-    def _finish(self, job: Job) -> None:
-        self.finished.put(job)
-        with self._wake_lock:
-            self._wake.send(b"", zmq.NOBLOCK)
+    # -- the device ------------------------------------------------------------------------
+    def _run(self, sock, piece) -> None:
+        """Run one slice on the device; a finished request waits in ``pending`` until its
+        device time is over."""
+        job, request = piece.job, piece.job.data
+        started = time.monotonic()
+        if request.started is None:
+            request.started = started
+        width = (request.params["n_features"] + 7) // 8
+        try:
+            rows = protocol.unpack_rows(request.packed[piece.start * width:piece.stop * width],
+                                        piece.frames, request.params["n_features"])
+            acquisition = self.device.run(request.params, rows)
+            output = acquisition.output
+            if request.result is None:
+                request.result = np.empty((job.frames, output.shape[1]), output.dtype)
+            request.result[piece.start:piece.stop] = output
+            if acquisition.saturated is not None:
+                request.saturated += acquisition.saturated * output.size
+            request.exposure_us = acquisition.exposure_us
+            request.frametime_us = acquisition.frametime_us
+        except Exception as exc:  # noqa: BLE001 - one bad request must not stop the device
+            log.warning("OPU broker: %s's request failed: %s", job.user, exc)
+            request.error = f"the device failed this request: {type(exc).__name__}: {exc}"
+            self.scheduler.cancel(job)
+            self._reply_result(sock, job)
+            return
+        now = time.monotonic()
+        if self.device.frame_s is not None:
+            # The timing model: the device is busy frames × frame_s from when it was free
+            # (or from when this request came, if the device was idle then).
+            start = max(self.free_at, min(started, request.queued), started - MAX_LAG_S)
+            busy = piece.frames * self.device.frame_s
+            self.free_at = start + busy
+        else:
+            busy = now - started
+            self.free_at = now
+        self.device_busy_s += busy
+        self.frames_served += piece.frames
+        request.device_s += busy
+        request.done_frames += piece.frames
+        if request.done_frames >= job.frames:
+            request.done_at = self.free_at
+            self.pending.append(job)
