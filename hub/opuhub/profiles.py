@@ -1,4 +1,5 @@
-"""Spawn profiles ("Simulator", "OPU hardware"), the spawn options form, and the kernel's env.
+"""Spawn profiles ("Simulator", "OPU hardware", "Shared OPU"), the spawn options form, and the
+kernel's env.
 
 Pure functions: they turn what a user asked for (form fields or the JSON body of
 ``POST /hub/api/users/NAME/server``) into a validated :class:`SpawnChoice`, and a choice plus
@@ -16,7 +17,8 @@ from .lease import Lease, format_clock, lease_env
 
 SIMULATOR = "simulator"
 HARDWARE = "hardware"
-PROFILES = {SIMULATOR: "Simulator", HARDWARE: "OPU hardware"}
+SHARED = "shared"  # the hub's OPU broker: one device for everyone, in fair turns
+PROFILES = {SIMULATOR: "Simulator", HARDWARE: "OPU hardware", SHARED: "Shared OPU"}
 OPTION_KEYS = ("profile", "lease_minutes")
 MAX_LEASE_MINUTES = 7 * 24 * 60
 SHOWN_CHARS = 40  # how much of a refused value an error message (and the hub's log) repeats
@@ -48,7 +50,8 @@ def parse_profile(value) -> str:
     raise ValueError(f"unknown profile {_shown(value)}; choose one of: {', '.join(PROFILES)}")
 
 
-def parse_user_options(options: dict | None, hardware_available: bool) -> SpawnChoice:
+def parse_user_options(options: dict | None, hardware_available: bool,
+                       shared_available: bool = False) -> SpawnChoice:
     """Validate spawn options; unknown keys are refused (no user-chosen images or commands)."""
     options = dict(options or {})
     unknown = sorted(set(options) - set(OPTION_KEYS))
@@ -62,6 +65,8 @@ def parse_user_options(options: dict | None, hardware_available: bool) -> SpawnC
         raise ValueError(
             "this hub has no OPU device configured; start the 'Simulator' profile instead"
         )
+    if profile == SHARED and not shared_available:
+        raise ValueError("this hub runs no shared OPU; start the 'Simulator' profile instead")
     lease_seconds = None
     minutes = options.get("lease_minutes")
     if minutes not in (None, ""):
@@ -107,9 +112,11 @@ def device_status_lines(
     return lines
 
 
-def options_form_html(status_lines: list[str], max_minutes: float | None) -> str:
+def options_form_html(status_lines: list[str], max_minutes: float | None,
+                      shared: str | None = None) -> str:
     """The spawn page: pick a profile; each device's state (free, or who holds it until when)
-    is shown under "OPU hardware", which cannot be picked while every device is busy."""
+    is shown under "OPU hardware", which cannot be picked while every device is busy.
+    ``shared`` (what the hub's broker serves, e.g. "simulated") adds "Shared OPU"."""
     free = [line.endswith(FREE) for line in status_lines]
     status = "".join(
         f'<li class="opuhub-device opuhub-device-{"free" if is_free else "busy"}">'
@@ -123,6 +130,14 @@ def options_form_html(status_lines: list[str], max_minutes: float | None) -> str
         "lease ends"
     )
     limit = f" (at most {max_minutes:g})" if max_minutes else ""
+    shared_choice = "" if not shared else f"""
+  <div class="form-check">
+    <input class="form-check-input" type="radio" name="profile" id="profile-{SHARED}"
+      value="{SHARED}">
+    <label class="form-check-label" for="profile-{SHARED}"><b>Shared OPU</b> &mdash; one
+      device ({html.escape(shared)}) for everyone, in fair turns: your transforms queue with
+      the others' (<code>%opu</code> shows your place and share)</label>
+  </div>"""
     return f"""
 <fieldset id="opuhub-profiles">
   <legend>Where should <code>opu.transform</code> run?</legend>
@@ -138,7 +153,7 @@ def options_form_html(status_lines: list[str], max_minutes: float | None) -> str
     <label class="form-check-label" for="profile-{HARDWARE}"><b>OPU hardware</b> &mdash;
       {hardware_note}</label>
     <ul class="opuhub-devices">{status}</ul>
-  </div>
+  </div>{shared_choice}
   <label>Lease length in minutes{limit}:
     <input type="number" name="lease_minutes" min="1" step="1" placeholder="maximum"></label>
 </fieldset>
@@ -151,11 +166,14 @@ def kernel_env(
     kernel_device: str | None,
     lease: Lease | None,
     warning: float = 0.0,
+    broker_env: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Environment for the single-user server and its OPU kernel.
 
-    OPU_PROFILE        "simulator" or "hardware"
-    OPU_BACKEND        "simulator" or "hardware" (what ``OPU()`` uses by default)
+    OPU_PROFILE        "simulator", "hardware" or "shared"
+    OPU_BACKEND        "simulator", "hardware" or "shared" (what ``OPU()`` uses by default)
+    OPU_BROKER_*       the shared OPU's address, this user's name and key (shared only; see
+                       :mod:`opuhub.shared_opu`)
     OPU_N_COMPONENTS   default n_components for the preloaded ``opu``
     OPU_DEVICE         device node as the kernel sees it (hardware only)
     OPU_LEASE_*        see :func:`opuhub.lease.lease_env`; plus OPU_LEASE_WARNING_SECONDS:
@@ -166,6 +184,9 @@ def kernel_env(
         "OPU_BACKEND": HARDWARE if lease is not None else SIMULATOR,
         "OPU_N_COMPONENTS": str(int(n_components)),
     }
+    if choice.profile == SHARED and broker_env:
+        env["OPU_BACKEND"] = SHARED
+        env.update(broker_env)
     if lease is not None and kernel_device:
         env["OPU_DEVICE"] = kernel_device
     env.update(lease_env(lease))

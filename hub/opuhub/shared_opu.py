@@ -1,0 +1,66 @@
+"""The shared OPU on the hub: its broker as a hub-managed service, and each user's key.
+
+The broker (``python -m opu_kernel.broker``, see kernel/README.md "The shared OPU") owns one
+device — the simulated one with its timing model unless a device node is given — and serves
+every server started with the "Shared OPU" profile. The hub holds the broker's secret
+(``state/opu-broker-secret``, 0600) and gives each such server only what it needs: the
+broker's address, the user's name and the user's key, derived from the secret, so that a
+kernel can sign requests as its own user and no other.
+
+Pure builders apart from :func:`broker_secret` (which creates the secret file once).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+from . import secrets
+
+BROKER_SERVICE = "opu-broker"
+SECRET_FILE = "opu-broker-secret"
+
+
+def broker_secret(state_dir: Path) -> str:
+    """The broker's secret (hex), created on first use; restarts keep it, so keys stay valid."""
+    return secrets.read_or_create(Path(state_dir) / SECRET_FILE, secrets.token)
+
+
+def user_key(secret_hex: str, user: str) -> str:
+    """``user``'s key (hex), as the broker derives it."""
+    from opu_kernel.broker.protocol import user_key as derive
+
+    return derive(bytes.fromhex(secret_hex), user).hex()
+
+
+def broker_command(bind_ip: str, port: int, device: str = "", frame_us: float = 500.0) -> list:
+    """The broker's command line: listening on ``bind_ip:port``, fronting ``device`` (a node)
+    or the simulated device with ``frame_us`` per frame."""
+    command = [sys.executable, "-m", "opu_kernel.broker", f"--bind=tcp://{bind_ip}:{port}",
+               f"--device={device or 'simulated'}"]
+    if not device:
+        command.append(f"--frame-us={frame_us:g}")
+    return command
+
+
+def broker_service(command: list, secret_hex: str, environment: dict | None = None) -> dict:
+    """The JupyterHub service entry: managed (JupyterHub restarts it if it exits), no HTTP,
+    the secret in its environment (never on a command line, which other users can read)."""
+    return {"name": BROKER_SERVICE, "command": command,
+            "environment": {**(environment or {}), "OPU_BROKER_SECRET": secret_hex}}
+
+
+def broker_url(hub_api_url: str, port: int) -> str:
+    """Where a user's server reaches the broker: the host it reaches the hub's API at (the
+    loopback locally, the hub's address on the users' network with Docker)."""
+    host = urlparse(hub_api_url).hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"tcp://{host}:{port}"
+
+
+def kernel_broker_env(secret_hex: str, user: str, url: str) -> dict[str, str]:
+    """The environment that points ``user``'s kernels at the broker (``OPU_BROKER_*``)."""
+    return {"OPU_BROKER_URL": url, "OPU_BROKER_USER": user,
+            "OPU_BROKER_KEY": user_key(secret_hex, user)}

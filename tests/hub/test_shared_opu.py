@@ -1,0 +1,85 @@
+"""The "Shared OPU" profile and the hub's side of the broker: the service entry, each user's
+key and the environment a shared server gets (pure builders), and the key a kernel then
+holds actually signs for that user at a real broker."""
+
+import stat
+
+import numpy as np
+import pytest
+
+from opu_kernel.broker.client import BrokerClient, BrokerError
+from opuhub import shared_opu
+from opuhub.profiles import (
+    SpawnChoice,
+    kernel_env,
+    options_form_html,
+    options_from_form,
+    parse_user_options,
+)
+
+
+def test_the_shared_profile_is_offered_only_by_a_hub_with_a_broker():
+    assert parse_user_options({"profile": "Shared OPU"}, False, True) == SpawnChoice("shared")
+    assert parse_user_options({"profile": "shared"}, True, True) == SpawnChoice("shared")
+    with pytest.raises(ValueError, match="runs no shared OPU"):
+        parse_user_options({"profile": "shared"}, True)
+    with pytest.raises(ValueError, match="only applies"):
+        parse_user_options({"profile": "shared", "lease_minutes": 5}, True, True)
+    assert options_from_form({"profile": ["shared"], "lease_minutes": ["5"]}) == {
+        "profile": "shared"}
+    assert 'value="shared"' not in options_form_html([], None)
+    page = options_form_html([], None, shared="simulated <500 µs>")
+    assert 'value="shared"' in page and "simulated &lt;500 µs&gt;" in page
+
+
+def test_a_shared_server_gets_the_broker_and_its_users_key_only():
+    secret = "ab" * 32
+    broker = shared_opu.kernel_broker_env(secret, "alice", "tcp://10.0.0.1:5599")
+    env = kernel_env(SpawnChoice("shared"), 1000, None, None, broker_env=broker)
+    assert env["OPU_PROFILE"] == "shared" and env["OPU_BACKEND"] == "shared"
+    assert env["OPU_BROKER_URL"] == "tcp://10.0.0.1:5599" and env["OPU_BROKER_USER"] == "alice"
+    assert env["OPU_BROKER_KEY"] == shared_opu.user_key(secret, "alice")
+    assert env["OPU_BROKER_KEY"] != shared_opu.user_key(secret, "bob")
+    assert secret not in "".join(env.values())  # the secret itself stays with the hub
+    assert env["OPU_LEASE_STATUS"] == "none"
+    # other profiles never get broker variables, even if handed some
+    assert "OPU_BROKER_KEY" not in kernel_env(SpawnChoice("simulator"), 1, None, None,
+                                              broker_env=broker)
+
+
+def test_the_broker_service_entry_and_address():
+    command = shared_opu.broker_command("0.0.0.0", 5599, frame_us=250)
+    assert command[1:] == ["-m", "opu_kernel.broker", "--bind=tcp://0.0.0.0:5599",
+                           "--device=simulated", "--frame-us=250"]
+    assert "--device=/dev/opu0" in shared_opu.broker_command("127.0.0.1", 1, "/dev/opu0")
+    service = shared_opu.broker_service(command, "cd" * 32, {"OPUHUB_STATE_DIR": "/s"})
+    assert service["name"] == "opu-broker" and "url" not in service
+    assert service["environment"] == {"OPUHUB_STATE_DIR": "/s", "OPU_BROKER_SECRET": "cd" * 32}
+    assert "cd" * 32 not in " ".join(command)
+    assert shared_opu.broker_url("http://172.17.0.1:8081/hub/api", 5599) == \
+        "tcp://172.17.0.1:5599"
+    assert shared_opu.broker_url("http://[::1]:8081/hub/api", 7) == "tcp://[::1]:7"
+
+
+def test_the_secret_is_made_once_and_kept_private(tmp_path):
+    first = shared_opu.broker_secret(tmp_path)
+    assert len(bytes.fromhex(first)) == 32
+    assert shared_opu.broker_secret(tmp_path) == first
+    assert stat.S_IMODE((tmp_path / shared_opu.SECRET_FILE).stat().st_mode) == 0o600
+
+
+def test_a_key_from_the_hub_signs_for_its_user_at_a_real_broker(tmp_path):
+    from tests.kernel.broker.conftest import broker_in_thread
+
+    secret = shared_opu.broker_secret(tmp_path)
+    with broker_in_thread(bytes.fromhex(secret)) as broker:
+        env = shared_opu.kernel_broker_env(secret, "alice", broker.url)
+        alice = BrokerClient(env["OPU_BROKER_URL"], "alice", bytes.fromhex(env["OPU_BROKER_KEY"]))
+        X = np.ones((3, 16), dtype=np.uint8)
+        params = {"n_components": 8, "seed": 0, "ones_fraction": 0.5, "override": {}}
+        assert alice.transform(params, X)[0].shape == (3, 8)
+        posing = BrokerClient(broker.url, "bob", bytes.fromhex(env["OPU_BROKER_KEY"]))
+        with pytest.raises(BrokerError, match="authentication failed"):
+            posing.transform(params, X)
+        for client in (alice, posing):
+            client.close()
