@@ -346,10 +346,26 @@ def shutdown_unclaimed_hubs() -> None:
     if failures:
         raise RuntimeError("could not shut down: " + "; ".join(failures))
 
-@hub_factory("second", ("test_idle_culler.py", "test_authenticators.py"))
+# A deployer's addition (jupyterhub_config.d) to the second hub: the start of this user's
+# server fails inside the real spawner, after the OPU lease was granted (JupyterHub computes
+# environment values in get_env, which the local spawner calls while starting the process).
+FAILING_START_USER = "spawn-fails"
+FAILING_START = f"""
+def fail_this_start(spawner):
+    if spawner.user.name == {FAILING_START_USER!r}:
+        raise RuntimeError("this server's start fails on purpose (tests/hub/test_spawn_failure.py)")
+    return "starts"
+
+
+c.Spawner.environment.update({{"OPUHUB_TEST_START": fail_this_start}})
+"""
+
+
+@hub_factory("second", ("test_idle_culler.py", "test_authenticators.py", "test_spawn_failure.py"))
 def make_second_hub(tmp_path_factory):
-    """Persistent accounts (NativeAuthenticator), an impatient idle culler and kernel culler."""
-    return Hub(
+    """Persistent accounts (NativeAuthenticator), an impatient idle culler and kernel culler,
+    and one user whose server start fails (FAILING_START)."""
+    hub = Hub(
         hub_root("second-hub"),
         authenticator="native",
         kernel_cull_idle_seconds=2,
@@ -357,3 +373,7 @@ def make_second_hub(tmp_path_factory):
         cull_every_seconds=2,
         last_activity_interval=2,
     )
+    config_dir = hub.root / "jupyterhub_config.d"  # the default: beside the state directory
+    config_dir.mkdir(mode=0o755, exist_ok=True)
+    (config_dir / "50-failing-start.py").write_text(FAILING_START)
+    return hub

@@ -1,7 +1,6 @@
 """Bulk workshop accounts through the hub API, each with its own password, and logging in.
 (Attacks on them: tests/hub/security/test_auth_workshop.py.)"""
 
-import re
 import subprocess
 import sys
 
@@ -11,7 +10,7 @@ import requests
 from opuhub.accounts import authenticator_kind, login_url, workshop_usernames
 from tests.helpers import wait_until
 from tests.hub.hubtest import USER_PASSWORD
-from tests.hub.security.authflows import issued_passwords
+from tests.hub.security.authflows import assert_login_refused, issued_passwords, log_in
 
 
 def test_workshop_usernames():
@@ -32,16 +31,6 @@ def test_authenticator_kind_and_login_url():
     assert login_url("https://hub.example/", "ws-01") == "https://hub.example/hub/login?username=ws-01"
 
 
-def login(hub, username, password, session=None) -> requests.Response:
-    session = session or requests.Session()
-    page = session.get(f"{hub.url}/hub/login", timeout=30)
-    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
-    return session.post(
-        f"{hub.url}/hub/login", data={"username": username, "password": password, "_xsrf": xsrf},
-        allow_redirects=False, timeout=30,
-    )
-
-
 def test_bulk_create_and_log_in_with_own_passwords(hub):
     cmd = [sys.executable, "-m", "opuhub.accounts", "create", "--count", "12", "--prefix", "ws-",
            "--hub-url", hub.url, "--state-dir", str(hub.state)]
@@ -57,7 +46,7 @@ def test_bulk_create_and_log_in_with_own_passwords(hub):
     assert issued_passwords(again) == {}  # nobody's password changed
 
     browser = requests.Session()
-    assert login(hub, "ws-03", passwords["ws-03"], browser).status_code == 302  # logged in
+    assert log_in(hub, "ws-03", passwords["ws-03"], browser).status_code == 302  # logged in
     # the spawn page offers both profiles and says who holds each device
     page = browser.get(f"{hub.url}/hub/spawn", timeout=30)
     assert page.status_code == 200
@@ -70,20 +59,20 @@ def test_bulk_create_and_log_in_with_own_passwords(hub):
     assert submitted.status_code == 302, submitted.text[:300]
     server = hub.server_model("ws-03")
     assert server is not None and server["user_options"] == {"profile": "simulator"}
-    assert login(hub, "ws-03", "wrong-password").status_code == 403
-    assert login(hub, "ws-03", USER_PASSWORD).status_code == 403  # no shared password
+    assert_login_refused(hub, "ws-03", "wrong-password")
+    assert_login_refused(hub, "ws-03", USER_PASSWORD)  # no shared password
     # the session hub was started like `make run`: it printed how to log in, and that works
     assert f"OPU Hub is starting at {hub.url}" in hub.log()
     assert f"opuhub.accounts --hub-url {hub.url} create --count 20 --csv accounts.csv" in hub.log()
     admin_password = (hub.state / "admin-password").read_text().strip()
     assert ((hub.state / "admin-password").stat().st_mode & 0o777) == 0o600
     admin = requests.Session()
-    assert login(hub, "admin", admin_password, admin).status_code == 302
+    assert log_in(hub, "admin", admin_password, admin).status_code == 302
     # in a browser, the lease service logs the user in through the hub (OAuth)
     leases = admin.get(f"{hub.url}/services/opu-lease/api/leases", timeout=30)
     assert leases.status_code == 200 and "devices" in leases.json(), leases.text[:300]
-    assert login(hub, "admin", passwords["ws-03"]).status_code == 403  # admins need their own
-    assert login(hub, "stranger", passwords["ws-03"]).status_code == 403
+    assert_login_refused(hub, "admin", passwords["ws-03"])  # admins need their own
+    assert_login_refused(hub, "stranger", passwords["ws-03"])
 
     bad = subprocess.run(cmd[:4] + ["--count", "0", "--hub-url", hub.url], capture_output=True,
                          text=True, timeout=60)

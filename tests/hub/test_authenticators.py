@@ -12,14 +12,15 @@ from opuhub import hubconfig, usernames
 from opuhub.host import prepare_host
 from opuhub.run import login_help, login_url
 from opuhub.settings import settings_from_env
-from tests.hub.security.authflows import log_in, logged_in, sign_up
+from tests.hub.security.authflows import assert_login_refused, log_in, logged_in, sign_up
 
 
 @pytest.mark.slow
 def test_sign_up_then_admin_approval_then_log_in(second_hub):
     hub = second_hub
     assert sign_up(hub, "newbie", "a-long-passphrase-1").status_code == 200
-    assert not logged_in(hub, "newbie", "a-long-passphrase-1")  # not approved yet
+    assert_login_refused(hub, "newbie", "a-long-passphrase-1",
+                         "User newbie has not been authorized by an administrator yet")
 
     # the admin account exists from the start, with the generated password
     admin_password = (hub.state / "admin-password").read_text().strip()
@@ -29,9 +30,9 @@ def test_sign_up_then_admin_approval_then_log_in(second_hub):
     assert approve.status_code == 200
 
     assert logged_in(hub, "newbie", "a-long-passphrase-1")
-    assert not logged_in(hub, "newbie", "wrong-password")
+    assert_login_refused(hub, "newbie", "wrong-password")
     assert sign_up(hub, "short", "abc").status_code == 200  # refused with a message...
-    assert not logged_in(hub, "short", "abc")  # ...so no account
+    assert_login_refused(hub, "short", "abc")  # ...so no account
 
 
 @pytest.mark.parametrize("authenticator", ["workshop", "shared", "native"])

@@ -31,6 +31,28 @@ def logged_in(hub, username: str, password: str) -> bool:
     return log_in(hub, username, password).status_code == 302
 
 
+REFUSED = "Invalid username or password"
+
+
+def refusal_status(hub) -> int:
+    """How a hub answers a refused login: JupyterHub's login form with 403; NativeAuthenticator
+    renders its own login page again, with 200."""
+    return 200 if hub.env.get("OPUHUB_AUTHENTICATOR") == "native" else 403
+
+
+def assert_login_refused(hub, username: str, password: str, message: str = REFUSED,
+                         ) -> requests.Response:
+    """The login form refuses ``username``/``password``: the login page again, with the hub's
+    refusal status and ``message`` on it. Logged in (302), an error page (500) or anything
+    else fails."""
+    resp = log_in(hub, username, password)
+    expected = refusal_status(hub)
+    assert resp.status_code == expected and message in resp.text, (
+        f"login as {username!r}: expected the login page again ({expected}, saying "
+        f"{message!r}), got {resp.status_code}: {resp.text[:300]}")
+    return resp
+
+
 def sign_up(hub, username: str, password: str) -> requests.Response:
     session = requests.Session()
     token = xsrf(session, f"{hub.url}/hub/signup")

@@ -14,7 +14,14 @@ import pytest
 import requests
 
 from opuhub import usernames
-from tests.hub.security.authflows import log_in, logged_in, page_without, sign_up, xsrf
+from tests.hub.security.authflows import (
+    assert_login_refused,
+    log_in,
+    logged_in,
+    page_without,
+    sign_up,
+    xsrf,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -38,7 +45,7 @@ def test_a_stranger_cannot_sign_up_as_admin(second_hub, name):
     resp = sign_up(second_hub, name, "stranger-passphrase-42")
     assert resp.status_code == 200
     assert NOT_AVAILABLE in resp.text
-    assert not logged_in(second_hub, "admin", "stranger-passphrase-42")
+    assert_login_refused(second_hub, "admin", "stranger-passphrase-42")
     # the generated admin password still works, and it is an admin
     admin = admin_session(second_hub)
     assert admin.get(f"{second_hub.url}/hub/authorize", timeout=30).status_code == 200
@@ -51,7 +58,7 @@ def test_a_taken_name_cannot_be_signed_up_again(second_hub):
     assert NOT_AVAILABLE in again.text
     approve(second_hub, "first-comer")
     assert logged_in(second_hub, "first-comer", "first-passphrase-1")
-    assert not logged_in(second_hub, "first-comer", "second-passphrase-2")
+    assert_login_refused(second_hub, "first-comer", "second-passphrase-2")
 
 
 def test_a_user_created_by_an_admin_cannot_be_signed_up(second_hub):
@@ -75,8 +82,7 @@ def test_sign_up_refuses_look_alike_names_and_says_what_is_allowed(second_hub, n
 def test_overlong_passwords_get_a_message_not_an_error(second_hub):
     resp = sign_up(second_hub, "long-pass", "p" * 100)
     assert resp.status_code == 200 and "at most 72 bytes" in resp.text
-    login = log_in(second_hub, "first-comer", "p" * 100)
-    assert login.status_code in (200, 403) and "Invalid username or password" in login.text
+    assert_login_refused(second_hub, "first-comer", "p" * 100)
 
 
 def test_the_login_page_does_not_tell_which_names_exist(second_hub):
@@ -112,7 +118,8 @@ def test_approval_links_cannot_be_triggered_from_elsewhere(second_hub, headers):
     admin = admin_session(second_hub)
     forged = admin.get(f"{second_hub.url}/hub/authorize/{name}", headers=headers, timeout=30)
     assert forged.status_code == 403
-    assert not logged_in(second_hub, name, "sneaky-passphrase-7")
+    assert_login_refused(second_hub, name, "sneaky-passphrase-7",
+                         f"User {name} has not been authorized by an administrator yet")
     # from the hub's own page it works
     own = {"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "document", "Sec-Fetch-Mode": "navigate"}
     assert admin.get(f"{second_hub.url}/hub/authorize/{name}", headers=own, timeout=30).status_code == 200

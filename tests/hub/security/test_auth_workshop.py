@@ -16,6 +16,7 @@ import requests
 from tests.hub.hubtest import USER_PASSWORD, Hub, hub_factory, hub_root, launched_hub
 from tests.hub.security.authflows import (
     accounts,
+    assert_login_refused,
     issued_passwords,
     log_in,
     logged_in,
@@ -49,7 +50,7 @@ def sheet(workshop_hub, tmp_path_factory):
 def test_the_default_hub_does_not_take_the_shared_password(hub):
     """The session hub is started like `make run`, with every default."""
     hub.create_users("ws-default-1")
-    assert not logged_in(hub, "ws-default-1", USER_PASSWORD)  # OPUHUB_USER_PASSWORD is set
+    assert_login_refused(hub, "ws-default-1", USER_PASSWORD)  # OPUHUB_USER_PASSWORD is set
     assert "every account has its own password" in hub.log()
     assert "shared password" not in hub.log()
 
@@ -75,11 +76,11 @@ def test_create_issues_one_password_per_account_and_a_sheet(workshop_hub, sheet)
 def test_an_attendee_cannot_log_in_as_another(workshop_hub, sheet):
     passwords = sheet[0]
     assert logged_in(workshop_hub, "wa-01", passwords["wa-01"])
-    assert not logged_in(workshop_hub, "wa-02", passwords["wa-01"])  # A's password, B's name
-    assert not logged_in(workshop_hub, "wa-01", USER_PASSWORD)  # the shared password is off
+    assert_login_refused(workshop_hub, "wa-02", passwords["wa-01"])  # A's password, B's name
+    assert_login_refused(workshop_hub, "wa-01", USER_PASSWORD)  # the shared password is off
     admin_password = (workshop_hub.state / "admin-password").read_text().strip()
-    assert not logged_in(workshop_hub, "wa-01", admin_password)
-    assert not logged_in(workshop_hub, "admin", passwords["wa-01"])
+    assert_login_refused(workshop_hub, "wa-01", admin_password)
+    assert_login_refused(workshop_hub, "admin", passwords["wa-01"])
     admin = requests.Session()
     assert log_in(workshop_hub, "admin", admin_password, admin).status_code == 302
     assert admin.get(f"{workshop_hub.url}/hub/admin", timeout=30).status_code == 200
@@ -110,7 +111,7 @@ def test_create_again_keeps_passwords_reset_replaces_them(workshop_hub, sheet):
 
     reset = issued_passwords(accounts(workshop_hub, "reset", "wa-01"))
     assert list(reset) == ["wa-01"] and reset["wa-01"] != passwords["wa-01"]
-    assert not logged_in(workshop_hub, "wa-01", passwords["wa-01"])
+    assert_login_refused(workshop_hub, "wa-01", passwords["wa-01"])
     assert logged_in(workshop_hub, "wa-01", reset["wa-01"])
     passwords["wa-01"] = reset["wa-01"]  # for the restart test
 
@@ -126,10 +127,10 @@ def test_a_deleted_account_loses_its_password(workshop_hub):
     assert logged_in(workshop_hub, "wd-01", first["wd-01"])
     # deleted by an admin in the hub (REST API, as the admin page does)
     assert workshop_hub.api("DELETE", "/users/wd-01").status_code == 204
-    assert not logged_in(workshop_hub, "wd-01", first["wd-01"])
+    assert_login_refused(workshop_hub, "wd-01", first["wd-01"])
     second = issued_passwords(accounts(workshop_hub, "create", "wd-01"))
     assert second["wd-01"] != first["wd-01"]
-    assert not logged_in(workshop_hub, "wd-01", first["wd-01"])
+    assert_login_refused(workshop_hub, "wd-01", first["wd-01"])
 
 
 def test_passwords_survive_a_hub_restart(workshop_hub, sheet):
@@ -138,4 +139,4 @@ def test_passwords_survive_a_hub_restart(workshop_hub, sheet):
     workshop_hub.start()
     for name in ("wa-01", "wa-02"):
         assert logged_in(workshop_hub, name, passwords[name])
-    assert not logged_in(workshop_hub, "wa-02", passwords["wa-01"])
+    assert_login_refused(workshop_hub, "wa-02", passwords["wa-01"])

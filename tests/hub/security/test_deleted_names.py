@@ -31,7 +31,14 @@ from tests.hub.hubtest import (
     hub_root,
     launched_hub,
 )
-from tests.hub.security.authflows import accounts, issued_passwords, log_in, logged_in, sign_up
+from tests.hub.security.authflows import (
+    accounts,
+    assert_login_refused,
+    issued_passwords,
+    log_in,
+    logged_in,
+    sign_up,
+)
 from tests.hub.security.test_auth_signup import admin_session, approve
 from tests.hub.test_docker_spawner import IMAGE, docker_client, remove_docker_objects, unavailable
 
@@ -139,7 +146,7 @@ def test_a_stranger_who_signs_up_with_a_deleted_name_gets_an_empty_home(native_h
     # the stranger takes the name
     assert "sent to the admin" in sign_up(hub, name, "stranger-passphrase-2").text
     approve(hub, name)
-    assert not logged_in(hub, name, "first-dana-passphrase-1")
+    assert_login_refused(hub, name, "first-dana-passphrase-1")
     assert logged_in(hub, name, "stranger-passphrase-2")
     assert hub.spawn(name, profile="simulator").status_code in (201, 202)
     seen = hub.execute(name, hub.user_token(name), LOOK)
@@ -203,7 +210,8 @@ def test_workshop_accounts_created_again_start_empty_and_a_busy_account_is_not_d
     assert file_in_image(archived, "/diary.txt") == SECRET
 
     again = issued_passwords(accounts(hub, "create", "--count", "1", "--prefix", "gone-"))
-    assert again[name] != first[name] and not logged_in(hub, name, first[name])
+    assert again[name] != first[name]
+    assert_login_refused(hub, name, first[name])
     assert hub.spawn(name, profile="simulator").status_code in (201, 202)
     assert os.path.ismount(home) and not (home / "diary.txt").exists()
     hub.stop_server(name, timeout=60)
