@@ -112,6 +112,7 @@ def overhead(repeat: int) -> None:
                            backend=b, disable_pbar=True).fit1d(X) for b in ("simulator",
                                                                            "shared")}
             times = {b: [] for b in opus}
+            runs = []
             for opu in opus.values():
                 opu.transform(X)  # draws H
             for _ in range(repeat):
@@ -119,12 +120,15 @@ def overhead(repeat: int) -> None:
                     start = time.perf_counter()
                     opu.transform(X)
                     times[name].append(time.perf_counter() - start)
+                    if name == "shared":
+                        runs.append(opus["shared"].device.last_run_s)
             local, shared = (statistics.median(times[b]) for b in ("simulator", "shared"))
             print(f"{rows:>3} rows × {N_FEATURES} features → {n_components} components: "
                   f"in-process median {1e3 * local:.3f} ms (p95 "
                   f"{1e3 * percentile(times['simulator'], 95):.3f}), shared median "
                   f"{1e3 * shared:.3f} ms (p95 {1e3 * percentile(times['shared'], 95):.3f}); "
-                  f"overhead {1e3 * (shared - local):.3f} ms, ratio {shared / local:.2f}x")
+                  f"overhead {1e3 * (shared - local):.3f} ms, ratio {shared / local:.2f}x; "
+                  f"of which the broker's simulator run {1e3 * statistics.median(runs):.3f} ms")
         client.close()
     finally:
         stop(broker)

@@ -34,6 +34,7 @@ class SharedBackend(Backend):
         self._params: dict | None = None
         self.last_wait_s: float | None = None
         self.last_device_s: float | None = None
+        self.last_run_s: float | None = None
 
     # -- life cycle -------------------------------------------------------------------
     def open(self) -> None:
@@ -96,7 +97,7 @@ class SharedBackend(Backend):
         X = np.asarray(X)
         step = self.chunk_rows(params["n_components"], linear)
         outputs, saturated, exposure, frametime = [], 0.0, None, None
-        wait = device = 0.0
+        wait = device = run = 0.0
         for start in range(0, X.shape[0], step):
             rows = X[start:start + step]
             output, header = self.client.transform(params, rows)
@@ -106,10 +107,11 @@ class SharedBackend(Backend):
             exposure, frametime = header.get("exposure_us"), header.get("frametime_us")
             wait += float(header.get("wait_s") or 0)
             device += float(header.get("device_s") or 0)
+            run += float(header.get("run_s") or 0)
             if progress is not None:
                 progress(rows.shape[0] / X.shape[0])
         output = outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
-        self.last_wait_s, self.last_device_s = wait, device
+        self.last_wait_s, self.last_device_s, self.last_run_s = wait, device, run
         return Acquisition(output=output, exposure_us=exposure, frametime_us=frametime,
                            saturated=None if exposure is None else saturated / max(1, output.size))
 

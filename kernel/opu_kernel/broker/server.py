@@ -85,7 +85,8 @@ class Request:
     frametime_us: float | None = None
     started: float | None = None
     error: str | None = None
-    device_s: float = 0.0
+    device_s: float = 0.0  # device time (the timing model's, or measured on hardware)
+    run_s: float = 0.0  # time the broker spent running its slices
     done_at: float = 0.0
     extra: dict = field(default_factory=dict)
 
@@ -363,7 +364,7 @@ class Broker:
                       saturated=request.saturated / max(1, result.size) if
                       request.exposure_us is not None else None,
                       wait_s=round(request.started - request.queued, 6) if request.started else 0,
-                      device_s=round(request.device_s, 6))
+                      device_s=round(request.device_s, 6), run_s=round(request.run_s, 6))
         if self._send(sock, request.routing_id, key, header, result.data):
             self.requests_done += 1
 
@@ -412,6 +413,7 @@ class Broker:
             self._reply_result(sock, job)
             return
         now = time.monotonic()
+        request.run_s += now - started
         if self.device.frame_s is not None:
             # The timing model: the device is busy frames × frame_s from when it was free
             # (or from when this request came, if the device was idle then).
