@@ -12,7 +12,8 @@ against matrix + output bytes. Prints ratios; machines are shared, so only ratio
 Streaming (n_components 1,000,000) runs the int8 and the exact path, and with
 ``--baseline-rev REV`` the simulator of that git revision too, all in fresh subprocesses.
 
-    python benchmarks/bench_simulator.py [--quick] [--baseline-rev REV]
+    python benchmarks/bench_simulator.py [--quick] [--repeats N] [--baseline-rev REV]
+        [--stream-only] [--stream-rounds N]
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ def memory_child(mode: str, batch: int, n_features: int, n_components: int,
         warm.transform(X[:1])
     base = rss_bytes()
     start = time.perf_counter()
+    cpu_start = time.process_time()
     if mode == "lightonml":
         out = lightonml_transform(X, lightonml_matrix(n_features, n_components))
     else:
@@ -101,7 +103,8 @@ def memory_child(mode: str, batch: int, n_features: int, n_components: int,
         opu.fit1d(n_features=n_features)
         out = opu.transform(X)
     seconds = time.perf_counter() - start
-    return {"peak": peak_bytes() - base, "seconds": seconds, "checksum": float(out[:, :4].sum())}
+    return {"peak": peak_bytes() - base, "seconds": seconds,
+            "cpu": time.process_time() - cpu_start, "checksum": float(out[:, :4].sum())}
 
 
 def measure_memory(mode: str, batch: int, n_features: int, n_components: int,
@@ -192,8 +195,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no streaming run")
     parser.add_argument("--baseline-rev", help="also stream with the simulator of this git "
                         "revision (e.g. the one before a change), side by side")
+    parser.add_argument("--stream-only", action="store_true", help="only the streaming runs")
+    parser.add_argument("--stream-rounds", type=int, default=1, help="streaming runs per "
+                        "variant, interleaved (default 1)")
+    parser.add_argument("--repeats", type=int, help="timed runs per measure (default 7, "
+                        "3 with --quick)")
     args = parser.parse_args()
-    repeats = 3 if args.quick else 7
+    repeats = args.repeats or (3 if args.quick else 7)
     from threadpoolctl import threadpool_info
 
     from opu_kernel.backends import integer
@@ -207,7 +215,7 @@ def main() -> None:
           f"{'int8/floor':>10} {'exact/floor':>11} {'lml/exact':>9} "
           f"{'cpu int8/floor':>14} {'cpu lml/exact':>13} "
           f"{'int8 mem':>8} {'exact mem':>9} {'lml mem':>8} {'counts differ >=1/>=2/>=3, max':>32}")
-    for n_components in SHAPES:
+    for n_components in () if args.stream_only else SHAPES:
         result = speed(n_components, repeats)
         s = result["seconds"]
         c = result["cpu"]
@@ -236,11 +244,12 @@ def main() -> None:
             if args.baseline_rev:
                 runs.append((f"exact at {args.baseline_rev}", "exact",
                              extract_kernel(args.baseline_rev, tmp)))
-            for label, mode, path in runs:
-                result = measure_memory(mode, *stream.values(), streaming=True,
-                                        kernel_path=path)
-                print(f"  {label:<28} {result['seconds']:6.1f} s, peak "
-                      f"{result['peak'] / 2**20:.0f} MiB")
+            for _ in range(args.stream_rounds):
+                for label, mode, path in runs:
+                    result = measure_memory(mode, *stream.values(), streaming=True,
+                                            kernel_path=path)
+                    print(f"  {label:<28} {result['seconds']:6.1f} s (CPU {result['cpu']:6.1f} s), "
+                          f"peak {result['peak'] / 2**20:.0f} MiB", flush=True)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ COLUMN_TILE = 1024
 #: Inputs converted to float32 at once are at most this many entries (64 MiB) per thread:
 #: ROW_TILE rows up to 16,384 features, fewer rows for wider inputs.
 ROW_TILE_ENTRIES = 2**24
+#: Blocks drawn ahead while streaming take at most this much memory (at least one block).
+DRAW_AHEAD_BYTES = 256 * 2**20
 
 
 def block_components(n_features: int) -> int:
@@ -131,12 +133,19 @@ def should_stream(n_features: int, n_components: int, itemsize: int = 4) -> bool
     return matrix_bytes(n_features, n_components, itemsize) > 0.4 * available_memory_bytes()
 
 
-def draw_ahead(n_features: int, n_components: int, draw, workers: int | None = None):
+def blocks_ahead(workers: int, block_bytes: int) -> int:
+    """Blocks drawn at once while streaming: one per worker, within ``DRAW_AHEAD_BYTES``."""
+    return max(1, min(workers, DRAW_AHEAD_BYTES // max(1, block_bytes)))
+
+
+def draw_ahead(n_features: int, n_components: int, draw, workers: int | None = None,
+               block_bytes: int = 0):
     """Yield (start, stop, *draw(block, width)) for consecutive blocks, drawing ahead on every
-    core: up to ``workers`` blocks beyond the one being multiplied are drawn at once. With a
-    small batch, drawing, not multiplying, is the bulk of a streamed transform."""
+    core: up to ``workers`` blocks beyond the one being multiplied are drawn at once (fewer
+    when blocks of ``block_bytes`` would take more than ``DRAW_AHEAD_BYTES``). With a small
+    batch, drawing, not multiplying, is the bulk of a streamed transform."""
     total = n_blocks(n_components, n_features)
-    workers = workers or os.cpu_count() or 1
+    workers = blocks_ahead(workers or os.cpu_count() or 1, block_bytes)
 
     def submit(block):
         start, stop = block_bounds(block, n_components, n_features)
@@ -404,7 +413,9 @@ class SimulatorBackend(Backend):
         else:
             def draw(block, width):
                 return matrix_block(self.seed, n_features, block, width, self.scale_features)
-        return draw_ahead(n_features, n_components, draw)
+        block_bytes = matrix_bytes(n_features, block_components(n_features),
+                                   1 if self.integer else 4)
+        return draw_ahead(n_features, n_components, draw, block_bytes=block_bytes)
 
     # -- what lightonml's SimulatedOpuDevice offers, for code that reads opu.device ---------
     @property

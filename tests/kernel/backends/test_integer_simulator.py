@@ -152,6 +152,10 @@ def test_streaming_draws_ahead_on_several_threads():
     blocks = list(simulator.draw_ahead(1000, 3 * 4096 + 10, draw, workers=2))
     assert blocks == [(0, 4096, 0, 4096), (4096, 8192, 1, 4096), (8192, 12288, 2, 4096),
                       (12288, 12298, 3, 10)]
+    # one block per core, within DRAW_AHEAD_BYTES, at least one however large
+    assert simulator.blocks_ahead(2, 8 * 2**20) == 2
+    assert simulator.blocks_ahead(16, 128 * 2**20) == simulator.DRAW_AHEAD_BYTES // 2**27
+    assert simulator.blocks_ahead(16, 10 * simulator.DRAW_AHEAD_BYTES) == 1
 
 
 def test_engine_choice_and_the_one_fallback_log_line(monkeypatch, caplog):
