@@ -83,19 +83,22 @@ class SharedBackend(Backend):
                                      for k, v in override.items()}}
 
     # -- transform --------------------------------------------------------------------
-    def chunk_rows(self, n_components: int, linear: bool) -> int:
-        """Rows per request: the broker's batch and result limits."""
+    def chunk_rows(self, n_features: int, n_components: int, linear: bool) -> int:
+        """Rows per request: the broker's batch, result and message limits."""
         limits = self._hello.get("limits", {})
         most = int(limits.get("max_rows", 10_000))
         result_bytes = limits.get("max_result_bytes")
         if result_bytes:
             most = min(most, max(1, int(result_bytes) // (n_components * (4 if linear else 1))))
+        message_bytes = limits.get("max_message_bytes")
+        if message_bytes:  # the packed rows, leaving room for the header
+            most = min(most, max(1, (int(message_bytes) - 8192) // ((n_features + 7) // 8)))
         return most
 
     def transform(self, X, linear=False, progress=None):
         params = dict(self._params, linear=bool(linear))
         X = np.asarray(X)
-        step = self.chunk_rows(params["n_components"], linear)
+        step = self.chunk_rows(X.shape[1], params["n_components"], linear)
         outputs, saturated, exposure, frametime = [], 0.0, None, None
         wait = device = run = 0.0
         for start in range(0, X.shape[0], step):

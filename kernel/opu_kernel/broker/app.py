@@ -63,7 +63,7 @@ class OPUBroker(Application):
     max_rows = Int(10_000, config=True,
                    help="Most input rows per request (the kernel sends bigger batches in parts).")
     max_result_mb = Int(64, config=True, help="Largest result of one request, MiB.")
-    max_message_mb = Int(32, config=True,
+    max_message_mb = Int(8, config=True,
                          help="Largest message accepted; a bigger one disconnects its sender "
                               "(ZeroMQ's MAXMSGSIZE) without disturbing anyone else.")
     max_jobs_per_user = Int(8, config=True, help="Requests in flight per user.")

@@ -8,8 +8,10 @@ authenticate each (:mod:`.protocol`), queue transforms, answer status, heartbeat
 at once; drop requests whose kernel stopped sending heartbeats. Messages wait while a slice
 computes: at most one slice (``max_slice`` frames).
 
-A malformed, unauthenticated or oversized message is refused to its sender alone (messages
-over ``max_message_bytes`` are cut off by ZeroMQ itself, before they are buffered).
+A malformed, unauthenticated or oversized message is refused to its sender alone: a message
+part over ``max_message_bytes`` is cut off by ZeroMQ itself, before it is buffered; at most
+``RCVHWM`` messages wait per connection; parts beyond the protocol's four are read and dropped,
+never kept.
 """
 
 from __future__ import annotations
@@ -35,6 +37,10 @@ ADMIN_USER = "*admin*"
 #: waiting (a device queues its next frames: the broker thread's own scheduling delays do not
 #: idle it), catching up at most this far behind the clock.
 MAX_LAG_S = 0.25
+#: Messages that may wait per connection: a kernel has at most two in flight (its request and
+#: a heartbeat), so this bounds what a flooding connection makes the broker buffer.
+RCVHWM = 16
+MAX_PARTS = 5  # routing id + the protocol's four
 ADMIN_OPS = ("stats", "reserve", "release")
 
 
@@ -50,7 +56,7 @@ class Limits:
     max_n_features: int = 1140 * 912
     max_n_components: int = 1920 * 1080
     max_result_bytes: int = 64 * 2**20
-    max_message_bytes: int = 32 * 2**20
+    max_message_bytes: int = 8 * 2**20
     max_jobs_per_user: int = 8
 
     def public(self) -> dict:
@@ -140,7 +146,7 @@ class Broker:
         sock.setsockopt(zmq.MAXMSGSIZE, self.limits.max_message_bytes)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 1000)
-        sock.setsockopt(zmq.RCVHWM, 1000)
+        sock.setsockopt(zmq.RCVHWM, RCVHWM)
         try:
             sock.bind(self.bind)
             self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -187,9 +193,8 @@ class Broker:
             timeout_ms = max(0, min(100, int(1000 * (min(wake) - now)) + 1)) if wake else 100
             if sock.poll(timeout_ms):
                 for _ in range(100):  # then let the device have its turn again
-                    try:
-                        frames = sock.recv_multipart(zmq.NOBLOCK, copy=False)
-                    except zmq.Again:
+                    frames = receive(sock)
+                    if frames is None:
                         break
                     self._handle(sock, frames)
             if now >= next_sweep:
@@ -430,3 +435,19 @@ class Broker:
         if request.done_frames >= job.frames:
             request.done_at = self.free_at
             self.pending.append(job)
+
+
+def receive(sock):
+    """The next message's parts (at most ``MAX_PARTS`` kept; the rest read and dropped, so that
+    a message of a million parts costs nothing), or None when none waits."""
+    try:
+        parts = [sock.recv(zmq.NOBLOCK, copy=False)]
+    except zmq.Again:
+        return None
+    more = parts[0].more
+    while more:  # the rest of a message is already here: ZeroMQ delivers messages whole
+        part = sock.recv(copy=False)
+        more = part.more
+        if len(parts) <= MAX_PARTS:  # one part too many is kept: the check refuses it
+            parts.append(part)
+    return parts

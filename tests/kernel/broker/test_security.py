@@ -172,6 +172,7 @@ def test_malformed_and_huge_messages_are_refused_without_disturbing_others(secre
             [b"GET / HTTP/1.1\r\n", b"", b"", b""],
             [protocol.MAGIC, b"{not json", b"", b""],
             [protocol.MAGIC, b"{}" + b" " * 10_000, b"", b""],
+            [protocol.MAGIC, b"{}", b"", b""] + [b"x"] * 100_000,  # parts beyond four
         ]
         refused = 0
         for frames in attacks:

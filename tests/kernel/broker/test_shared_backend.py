@@ -75,6 +75,13 @@ def test_big_batches_go_in_parts_within_the_brokers_limits(secret, monkeypatch):
         local = OPU(n_components=100, max_n_features=64, backend="simulator").fit1d(X)
         assert np.array_equal(np.asarray(shared.transform(X)), np.asarray(local.transform(X)))
         assert b.admin()["requests_done"] == 7  # 333 rows in parts of 50 (the result cap)
+    # and within the message cap: 8 bytes per packed row, room for 40 rows beside the header
+    with broker_in_thread(secret, limits=Limits(max_message_bytes=8192 + 8 * 40)) as b:
+        for name, value in b.env("bob").items():
+            monkeypatch.setenv(name, value)
+        shared = OPU(n_components=100, max_n_features=64).fit1d(X)
+        assert np.array_equal(np.asarray(shared.transform(X)), np.asarray(local.transform(X)))
+        assert b.admin()["requests_done"] == 9
 
 
 def test_what_the_shared_opu_cannot_do_is_said(shared_env, broker):
