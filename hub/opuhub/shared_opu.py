@@ -12,6 +12,8 @@ Pure builders apart from :func:`broker_secret` (which creates the secret file on
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
@@ -28,10 +30,10 @@ def broker_secret(state_dir: Path) -> str:
 
 
 def user_key(secret_hex: str, user: str) -> str:
-    """``user``'s key (hex), as the broker derives it."""
-    from opu_kernel.broker.protocol import user_key as derive
-
-    return derive(bytes.fromhex(secret_hex), user).hex()
+    """``user``'s key (hex), as the broker derives it (``opu_kernel.broker.protocol.user_key``;
+    written out here because the hub's image has no opu_kernel — a test checks they agree)."""
+    return hmac.new(bytes.fromhex(secret_hex), b"opu-broker/user-key/v1\0" + user.encode(),
+                    hashlib.sha256).hexdigest()
 
 
 def broker_command(bind_ip: str, port: int, device: str = "", frame_us: float = 500.0) -> list:

@@ -61,6 +61,14 @@ def test_the_broker_service_entry_and_address():
     assert shared_opu.broker_url("http://[::1]:8081/hub/api", 7) == "tcp://[::1]:7"
 
 
+@pytest.mark.parametrize("user", ["alice", "Ünïcode-user", "a" * 200])
+def test_the_hub_derives_the_keys_the_broker_expects(user):
+    from opu_kernel.broker.protocol import user_key
+
+    secret = "0f" * 32
+    assert shared_opu.user_key(secret, user) == user_key(bytes.fromhex(secret), user).hex()
+
+
 def test_the_secret_is_made_once_and_kept_private(tmp_path):
     first = shared_opu.broker_secret(tmp_path)
     assert len(bytes.fromhex(first)) == 32
