@@ -12,7 +12,8 @@ the hub waits for), and the container's CPU-seconds at that moment (cgroup cpuac
 (what an attendee waits for after the spawn). --stock starts plain `jupyterhub-singleuser`
 (the image's entry point and server settings bypassed: what a stock operator runs). --pyspy
 runs one more start under py-spy (the static binary bound into the container; py-spy traces its
-own child, so no capability is needed) and prints where the samples went.
+own child, so no capability is needed; with --kernel until the first cell's reply, the
+kernel's samples included) and prints where the samples went.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def wait_answer(url: str, container, timeout: float = 120) -> None:
         time.sleep(0.01)
     container.reload()
     raise TimeoutError(f"no answer from {url} ({container.status}):\n"
-                       f"{container.logs(tail=40).decode(errors='replace')}")
+                       f"{container.logs(tail=120).decode(errors='replace')}")
 
 
 def first_cell(base: str) -> float:
@@ -168,12 +169,15 @@ def profile(client, args, network: str, hub: FakeHubServer) -> None:
                          str(out): {"bind": "/profile", "mode": "rw"}}
     container = client.containers.run(**kwargs)
     try:
-        wait_answer(f"http://{ip_of(container, network)}:8888/user/{USER}/api", container)
+        url = f"http://{ip_of(container, network)}:8888/user/{USER}/"
+        wait_answer(url + "api", container)
+        if args.kernel:  # the pre-started kernel's start and a first cell too
+            first_cell(url)
         container.kill(signal="SIGINT")  # py-spy writes its file when the child ends
         container.wait(timeout=60)
         raw = (out / "spy.txt").read_text()
     except Exception:
-        print(container.logs(tail=40).decode(errors="replace"))
+        print(container.logs(tail=120).decode(errors="replace"))
         raise
     finally:
         container.remove(force=True)

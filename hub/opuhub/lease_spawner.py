@@ -45,6 +45,10 @@ def _store_at(path: str) -> LeaseStore:
     return LeaseStore(path)
 
 
+# seconds a server may hold back its "still warming" answer (opuhub/prestart?wait=): the hub
+# hears "warm" the moment it is, and the next start in line goes without a polling delay
+KERNEL_WARM_LONG_POLL = 10.0
+
 # Apart from asyncio's default executor, so that claims queued behind a locked database never
 # hold up other work the hub hands to threads. Threads start on first use.
 _STORE_THREADS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="opu-lease-store")
@@ -384,7 +388,9 @@ class OPUSpawnerMixin(LoggingConfigurable):
         async def hold():
             try:
                 await readiness.wait_until(
-                    lambda: readiness.kernel_warm(url, token), self.kernel_warm_hold,
+                    lambda: readiness.kernel_warm(
+                        url, token, wait=min(KERNEL_WARM_LONG_POLL, self.kernel_warm_hold)),
+                    self.kernel_warm_hold,
                     first=self.ready_poll_interval, cap=self.ready_poll_max_interval)
             finally:
                 ticket.release()  # the next in line goes

@@ -69,12 +69,16 @@ def api_url(start_result, base_url: str, path: str = "api") -> str | None:
     return f"{url}/{base}/{path}" if base else f"{url}/{path}"
 
 
-async def kernel_warm(url: str, token: str) -> bool:
+async def kernel_warm(url: str, token: str, wait: float = 0) -> bool:
     """True when the server's pre-started kernels are done starting (or it has none, or it
     does not tell: an image without opuhub_singleuser answers 404), from
-    ``<base_url>opuhub/prestart`` asked with the server's own token."""
+    ``<base_url>opuhub/prestart`` asked with the server's own token. ``wait``: seconds the
+    server may hold a "starting" answer back until they are done (it answers the moment they
+    are: one request instead of polls; a server that ignores it answers at once)."""
     from jupyterhub.httpclient import fetch
 
+    if wait > 0:
+        url = f"{url}?wait={wait:g}"
     try:
         response = await fetch(url, raise_for_status=False, allow_redirects=False,
                                headers={"Authorization": f"token {token}"})

@@ -98,6 +98,19 @@ class PrestartingKernelManager(AsyncMappingKernelManager):
             self._prestart_task = asyncio.ensure_future(self._prestart())
         return self._prestart_task
 
+    async def wait_prestart_done(self, timeout: float) -> None:
+        """Return once the pre-started kernels are done starting, or after ``timeout``
+        seconds, whichever comes first (the state is read afterwards)."""
+        deadline = time.monotonic() + timeout
+        # the extension starts the task once the loop runs: a request may come just before
+        while self._prestart_task is None and self.prestart_count > 0:
+            if time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(0.05)
+        if self._prestart_task is not None:
+            await asyncio.wait([self._prestart_task],
+                               timeout=max(0.0, deadline - time.monotonic()))
+
     async def _prestart(self) -> None:
         for _ in range(self.prestart_count):
             started = time.monotonic()
@@ -182,15 +195,30 @@ class PrestartingKernelManager(AsyncMappingKernelManager):
 # --- the server extension: starts the pool once the server's event loop runs -----------------
 
 
+MAX_WAIT = 30.0  # seconds a request may wait for the state to change
+
+
 class PrestartHandler(APIHandler):
-    """``GET <base_url>opuhub/prestart``: whether the pre-started kernels are done starting.
-    The hub's spawner asks it with the server's own token to let the next start in line go
-    only once this one's kernel is warm (opuhub.admission); the owner may read it too."""
+    """``GET <base_url>opuhub/prestart[?wait=SECONDS]``: whether the pre-started kernels are
+    done starting. The hub's spawner asks it with the server's own token to let the next
+    start in line go only once this one's kernel is warm (opuhub.admission); the owner may
+    read it too. With ``wait`` (up to 30 s), a "starting" answer is held back until they are
+    done or the time is up: the hub learns it the moment it happens, with one request
+    instead of polls."""
 
     @web.authenticated
-    def get(self):
+    async def get(self):
         manager = self.kernel_manager
-        state = manager.prestart_state if isinstance(manager, PrestartingKernelManager) else "off"
+        try:
+            wait = min(MAX_WAIT, max(0.0, float(self.get_argument("wait", "0"))))
+        except ValueError:
+            raise web.HTTPError(400, "wait: a number of seconds") from None
+        if not isinstance(manager, PrestartingKernelManager):
+            state = "off"
+        else:
+            if wait and manager.prestart_state == "starting":
+                await manager.wait_prestart_done(wait)
+            state = manager.prestart_state
         self.set_header("Cache-Control", "no-store")
         self.finish(json.dumps({"state": state}))
 

@@ -51,11 +51,14 @@ class Server:
     def __init__(self, refusals: int, warming: int = 0, token: str = ""):
         self.requests = 0
         self.prestart_requests = 0
+        self.prestart_queries = []
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                if self.path.endswith("/opuhub/prestart"):
+                path, _, query = self.path.partition("?")
+                if path.endswith("/opuhub/prestart"):
+                    outer.prestart_queries.append(query)
                     if self.headers.get("Authorization") != f"token {token}":
                         self.send_response(403)
                         self.send_header("Content-Length", "0")
@@ -164,6 +167,9 @@ def test_the_slot_is_held_until_the_servers_kernel_is_warm_the_attendee_is_in_at
         assert line.starting == 1 and server.prestart_requests < 3  # still warming
         await asyncio.wait_for(s._kernel_warm_task, 10)
         assert server.prestart_requests == 3 and line.starting == 0
+        # each request lets the server hold a "starting" answer back until it is warm (this
+        # stand-in answers at once, as an image without long polls would)
+        assert set(server.prestart_queries) == {"wait=10"}
 
     try:
         asyncio.run(scenario())

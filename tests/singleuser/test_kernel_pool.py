@@ -2,6 +2,7 @@
 127.0.0.1) with PrestartingKernelManager, driven over REST and the kernel websocket as
 JupyterLab drives it."""
 
+import asyncio
 import json
 import queue
 import shutil
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from opuhub_singleuser.kernel_pool import handover_code
+from opuhub_singleuser.kernel_pool import PrestartingKernelManager, handover_code
 
 from tests.helpers import run_on_kernel, wait_until
 
@@ -144,6 +145,8 @@ def test_the_first_notebook_gets_the_prestarted_kernel_in_its_folder(server):
     assert server.api("GET", "api/kernels").json() == []
     # what the hub's spawner asks before letting the next start in line go
     assert server.api("GET", "opuhub/prestart").json() == {"state": "done"}
+    assert server.api("GET", "opuhub/prestart?wait=5").json() == {"state": "done"}
+    assert server.api("GET", "opuhub/prestart?wait=soon").status_code == 400
     anonymous = requests.get(server.base + "opuhub/prestart", timeout=30,
                              allow_redirects=False)
     assert anonymous.status_code in (302, 403)  # to the hub's login, never the state
@@ -202,3 +205,24 @@ def test_handover_code_sets_the_folder_and_session_and_leaves_no_name():
         else:
             os.environ["JPY_SESSION_NAME"] = saved
     assert handover_code(None, None) == "import os as _opuhub_os\ndel _opuhub_os"
+
+
+def test_waiting_for_the_prestart_ends_when_it_is_done_or_the_time_is_up():
+    """What opuhub/prestart?wait= awaits before answering (the hub's long poll)."""
+    async def scenario():
+        manager = PrestartingKernelManager(prestart_count=1)
+        loop = asyncio.get_running_loop()
+        manager._prestart_task = loop.create_future()  # stands for the kernels' start
+        waiter = asyncio.create_task(manager.wait_prestart_done(60))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not waiter.done() and manager.prestart_state == "starting"
+        manager._prestart_task.set_result(None)
+        await asyncio.wait_for(waiter, 10)
+        assert manager.prestart_state == "done"
+
+        manager._prestart_task = loop.create_future()  # never done: the time is up
+        await asyncio.wait_for(manager.wait_prestart_done(0.05), 10)
+        assert manager.prestart_state == "starting"
+
+    asyncio.run(scenario())
