@@ -33,7 +33,9 @@ class OPU:
         "auto" (default, or env ``OPU_BACKEND``) uses the hardware when a device node
         (``opu_device``, env ``OPU_DEVICE`` or ``/dev/opu0``) and LightOn's driver exist.
     camera: "8bit" or "exact"
-        Simulator output: uint8 counts like the device's camera (default), or float32 |Hx|².
+        Simulator output: uint8 counts like the device's camera (default: H quantized to int8,
+        exact integer sums, so the same bytes on every CPU), or float32 |Hx|² (lightonml's
+        Gaussian H).
     camera_noise: bool
         Simulator only: add shot and read noise to the 8-bit camera.
     streaming: True, False or "auto"
