@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import secrets
+import threading
 import time
 
 import numpy as np
@@ -55,6 +56,8 @@ class BrokerClient:
         self._seq = itertools.count(1)
         self._ids = itertools.count(1)
         self._pid = os.getpid()
+        # one request at a time on the socket, even if notebook code calls from threads
+        self._lock = threading.RLock()
         self.hello_info: dict | None = None
 
     @classmethod
@@ -140,6 +143,10 @@ class BrokerClient:
             "cell again in a moment; if this persists, ask the hub's administrator.")
 
     def call(self, op: str, fields: dict | None = None, timeout_s: float | None = None) -> dict:
+        with self._lock:
+            return self._call(op, fields, timeout_s)
+
+    def _call(self, op, fields, timeout_s) -> dict:
         request_id = self._send(op, dict(fields or {}))
         reply = self._wait_for(request_id, self.connect_timeout_s if timeout_s is None
                                else timeout_s)
@@ -165,16 +172,19 @@ class BrokerClient:
         ones_fraction, override, linear) on the shared device. ``on_wait(header)`` is called
         with each heartbeat's answer (queue position, progress)."""
         fields = {"rows": int(rows.shape[0]), "n_features": int(rows.shape[1]), **params}
-        request_id = self._send("transform", fields, protocol.pack_rows(rows))
-        try:
-            return self._await_result(request_id, on_wait)
-        except KeyboardInterrupt:
-            # Free our place at once rather than leaving the broker to notice missed heartbeats.
+        payload = protocol.pack_rows(rows)
+        with self._lock:
+            request_id = self._send("transform", fields, payload)
             try:
-                self._send("cancel", {"id": request_id})
-            finally:
-                self.reset()
-            raise
+                return self._await_result(request_id, on_wait)
+            except KeyboardInterrupt:
+                # Free our place at once rather than leave the broker to notice the missing
+                # heartbeats.
+                try:
+                    self._send("cancel", {"id": request_id})
+                finally:
+                    self.reset()
+                raise
 
     def _await_result(self, request_id: str, on_wait):
         reply = self._wait_for(request_id, self.connect_timeout_s)

@@ -349,7 +349,9 @@ class Broker:
             return False
 
     def _refuse(self, sock, routing_id, key, reason, request_id) -> None:
-        log.info("OPU broker refused a message: %s", reason)
+        # an authenticated user's refusal is worth a line; anonymous noise only at debug level
+        log.log(logging.INFO if key is not None else logging.DEBUG,
+                "OPU broker refused a message: %s", reason)
         self._send(sock, routing_id, key, {"v": protocol.VERSION, "status": "error",
                                            "error": reason, "id": request_id})
 
