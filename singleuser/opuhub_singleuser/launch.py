@@ -15,6 +15,12 @@ CPU went into imports a single-user server does not need to start:
   imported those modules are stand-ins: ``orm`` and ``roles`` import the real module on first
   use, the health-check handler is a class no handler of a single-user server is. Afterwards
   the real modules import normally for anyone who asks.
+- ``jupyterhub.utils`` and ``jupyterhub.scopes`` import SQLAlchemy (about a tenth of what is
+  left of the start's imports) for the hub's database code: ``catch_db_error``, which only
+  the hub's handlers use, and ``sqlalchemy.inspect`` of database objects, which a single-user
+  server never has. While jupyterhub.singleuser is imported, ``sqlalchemy`` is a stand-in
+  that imports the real package on first use, and ``SQLAlchemyError`` an exception class of
+  its own (no database in this process raises the real one).
 
 Then it runs jupyterhub-singleuser's own entry point with the same arguments: same server,
 same configuration, same behaviour.
@@ -102,9 +108,16 @@ def stand_ins(modules: dict[str, StandIn]):
                 delattr(parent, child)
 
 
+class SQLAlchemyErrorStandIn(Exception):
+    """Stands for sqlalchemy.exc.SQLAlchemyError in jupyterhub.utils (``catch_db_error``,
+    used by the hub's database handlers only): a single-user server has no database."""
+
+
 def hub_side_stand_ins() -> dict[str, StandIn]:
     pages = StandIn("jupyterhub.handlers.pages", {"HealthCheckHandler": HubHealthCheckStandIn})
     return {
+        "sqlalchemy": StandIn("sqlalchemy"),
+        "sqlalchemy.exc": StandIn("sqlalchemy.exc", {"SQLAlchemyError": SQLAlchemyErrorStandIn}),
         "jupyterhub.handlers": StandIn("jupyterhub.handlers", {"__path__": [], "pages": pages}),
         "jupyterhub.handlers.pages": pages,
         "jupyterhub.orm": StandIn("jupyterhub.orm"),

@@ -23,7 +23,8 @@ def test_the_server_module_imports_without_the_hubs_database_layer_nor_the_iri_g
         print(json.dumps({
             "main": callable(singleuser.main),
             "absent": [m for m in ("lark", "jupyterhub.orm", "jupyterhub.roles", "alembic",
-                                   "jupyterhub.handlers", "jupyterhub.handlers.base")
+                                   "jupyterhub.handlers", "jupyterhub.handlers.base",
+                                   "sqlalchemy", "sqlalchemy.exc")
                        if m in sys.modules],
         }))
     """)
@@ -36,7 +37,7 @@ def test_the_hub_modules_import_for_real_afterwards():
         from opuhub_singleuser import launch
         launch.prepare()
         import jupyterhub.orm, jupyterhub.roles, jupyterhub.handlers.pages, jupyterhub.metrics
-        import jupyterhub.log
+        import jupyterhub.log, jupyterhub.scopes, jupyterhub.utils
         print(json.dumps({
             "orm": type(jupyterhub.orm).__name__,
             "user_table": jupyterhub.orm.User.__tablename__,
@@ -44,11 +45,15 @@ def test_the_hub_modules_import_for_real_afterwards():
             "metrics_orm_user": jupyterhub.metrics.orm.User is jupyterhub.orm.User,
             "health": jupyterhub.handlers.pages.HealthCheckHandler.__module__,
             "log_health": jupyterhub.log.HealthCheckHandler.__name__,
+            # jupyterhub.scopes kept the stand-in for sqlalchemy: it forwards too
+            "scopes_inspect": jupyterhub.scopes.sa.inspect is __import__("sqlalchemy").inspect,
+            "utils_error": jupyterhub.utils.SQLAlchemyError.__name__,
         }))
     """)
     assert result == {"orm": "module", "user_table": "users", "metrics_orm_user": True,
                       "health": "jupyterhub.handlers.pages",
-                      "log_health": "HubHealthCheckStandIn"}
+                      "log_health": "HubHealthCheckStandIn", "scopes_inspect": True,
+                      "utils_error": "SQLAlchemyErrorStandIn"}
 
 
 def test_iri_validation_still_works_and_loads_the_grammar_only_then():
