@@ -231,20 +231,25 @@ class NumpyProducts:
 
     def products(self, x: np.ndarray, h: np.ndarray) -> np.ndarray:
         """x (rows × n, float32 0/1) times h (r × n int8) transposed: exact integers."""
+        n_features = h.shape[1]
+        if n_features <= FLOAT32_EXACT_FEATURES:
+            return np.matmul(x, self._as_float32(h).T,
+                             out=self._out(x.shape[0], h.shape[0], np.float32))
+        # wider: exact float32 sums of 131,072 features at a time, accumulated in float64
+        total = self._out(x.shape[0], h.shape[0], np.float64)
+        total[...] = 0.0
+        for k in range(0, n_features, FLOAT32_EXACT_FEATURES):
+            end = min(k + FLOAT32_EXACT_FEATURES, n_features)
+            total += np.matmul(x[:, k:end], self._as_float32(h[:, k:end]).T)
+        return total
+
+    def _as_float32(self, h: np.ndarray) -> np.ndarray:
         scratch = getattr(self.local, "h", None)
         if scratch is None or scratch.size < h.size:
             scratch = self.local.h = np.empty(h.size, np.float32)
         h_f = scratch[:h.size].reshape(h.shape)
         np.copyto(h_f, h, casting="unsafe")
-        n_features = h.shape[1]
-        if n_features <= FLOAT32_EXACT_FEATURES:
-            return np.matmul(x, h_f.T, out=self._out(x.shape[0], h.shape[0], np.float32))
-        total = self._out(x.shape[0], h.shape[0], np.float64)
-        total[...] = 0.0
-        for k in range(0, n_features, FLOAT32_EXACT_FEATURES):
-            end = min(k + FLOAT32_EXACT_FEATURES, n_features)
-            total += np.matmul(x[:, k:end], h_f[:, k:end].T)
-        return total
+        return h_f
 
     def _out(self, rows: int, cols: int, dtype) -> np.ndarray:
         name = f"out_{np.dtype(dtype).name}"
@@ -296,9 +301,6 @@ class TorchProducts(NumpyProducts):
     def worker_setup(self) -> None:
         # torch's thread count is per thread (OpenMP); the tiles are the parallelism
         self.torch.set_num_threads(1)
-
-    def limits(self):
-        return threadpool_limits(limits=1, user_api="blas")
 
     def finish(self) -> None:
         # set_num_threads in a worker also changes the default of threads created later

@@ -106,6 +106,11 @@ def test_wide_inputs_sum_exactly_beyond_float32s_integer_range():
     expected = (X.astype(np.int64) @ real.T).astype(np.float64)
     unit = integer.dequantization_scale(n_features)
     np.testing.assert_array_equal(out, (expected * unit).astype(np.float32))
+    # the 8-bit counts of wide inputs: the same on every engine, held or streamed
+    counts = [opu_on({"gemm": gemm, "streaming": streaming}, X, n_components=40).transform(X)
+              for gemm in ["numpy"] + ([] if integer.int8_gemm_problem() else ["torch"])
+              for streaming in (False, True)]
+    assert all(np.array_equal(c, counts[0]) for c in counts[1:])
     # the worst case: an odd sum above 2**24, which no float32 holds
     n_features = integer.FLOAT32_EXACT_FEATURES + 5001
     x = np.ones((1, n_features), dtype=np.float32)
