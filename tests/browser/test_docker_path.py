@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from tests.browser.lab import STATUS_ITEM, api_json, log_in, status_text, wait_for_lab
-from tests.helpers import container_exec, docker_teardown
+from tests.helpers import container_exec
 from tests.images.conftest import (  # noqa: F401  (fixtures: the engine and the built images)
     LABEL,
     Containers,
@@ -20,7 +20,7 @@ from tests.images.conftest import (  # noqa: F401  (fixtures: the engine and the
     hub_image,
     singleuser_image,
 )
-from tests.images.hubcontainer import HubContainer, remove_network, remove_tagged
+from tests.images.hubcontainer import HubContainer, hub_network
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -30,15 +30,12 @@ TAG = uuid.uuid4().hex[:8]
 @pytest.fixture(scope="module")
 def docker_hub(docker_client, hub_image, singleuser_image):  # noqa: F811
     """The hub image on a network of its own, without an OPU device."""
-    network = docker_client.networks.create(f"opuhub-test-net-br{TAG}", driver="bridge",
-                                            labels={LABEL: "1"})
-    containers = Containers(docker_client)
-    try:
-        yield HubContainer(containers, hub_image, singleuser_image, network, f"br{TAG}").start()
-    finally:
-        docker_teardown(docker_client, lambda: containers.cleanup(failed=False),
-                        lambda: remove_tagged(docker_client, TAG),  # user containers, homes
-                        lambda: remove_network(network))
+    with hub_network(docker_client, f"opuhub-test-net-br{TAG}", TAG) as network:
+        containers = Containers(docker_client)
+        try:
+            yield HubContainer(containers, hub_image, singleuser_image, network, f"br{TAG}").start()
+        finally:
+            containers.cleanup(failed=False)
 
 
 def workshop_account(hub) -> tuple[str, str]:

@@ -6,10 +6,11 @@ address on a bridge network that the tests created."""
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 
 import requests
 
-from tests.helpers import container_exec, execute_in_user_kernel, wait_until
+from tests.helpers import container_exec, docker_teardown, execute_in_user_kernel, wait_until
 
 from .conftest import LABEL, container_ip, wait_http
 
@@ -132,6 +133,18 @@ class HubContainer:
                 timeout: float = 120) -> dict:
         """Run ``code`` in a new kernel of ``user``'s server, through the hub's proxy."""
         return execute_in_user_kernel(self.url, user, token, code, kernel, timeout)
+
+
+@contextmanager
+def hub_network(client, name: str, tag: str):
+    """A bridge network of its own for a test hub; afterwards the user containers and volumes
+    that hub made (their names carry ``tag``), then the network, are removed."""
+    network = client.networks.create(name, driver="bridge", labels={LABEL: "1"})
+    try:
+        yield network
+    finally:
+        docker_teardown(client, lambda: remove_tagged(client, tag),
+                        lambda: remove_network(network))
 
 
 def remove_network(network) -> None:

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import container_exec, docker_teardown
+from tests.helpers import container_exec
 
-from .conftest import LABEL, REPO, Containers
-from .hubcontainer import HubContainer, remove_network, remove_tagged
+from .conftest import REPO, Containers
+from .hubcontainer import HubContainer, hub_network
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -45,12 +45,8 @@ def user(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def network(docker_client):
-    net = docker_client.networks.create(f"opuhub-test-net-{TAG}", driver="bridge",
-                                        labels={LABEL: "1"})
-    yield net
-    # the user containers and volumes the hubs created, then the network
-    docker_teardown(docker_client, lambda: remove_tagged(docker_client, TAG),
-                    lambda: remove_network(net))
+    with hub_network(docker_client, f"opuhub-test-net-{TAG}", TAG) as net:
+        yield net
 
 
 @pytest.fixture(scope="module")

@@ -18,10 +18,8 @@ import uuid
 
 import pytest
 
-from tests.helpers import docker_teardown
-
-from .conftest import LABEL, Containers, container_ip
-from .hubcontainer import HubContainer, remove_network, remove_tagged
+from .conftest import Containers, container_ip
+from .hubcontainer import HubContainer, hub_network
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(900)]
 
@@ -59,11 +57,8 @@ def connect(host, port):
 
 @pytest.fixture(scope="module")
 def network(docker_client):
-    net = docker_client.networks.create(f"opuhub-test-sec-{TAG}", driver="bridge",
-                                        labels={LABEL: "1"})
-    yield net
-    docker_teardown(docker_client, lambda: remove_tagged(docker_client, TAG),
-                    lambda: remove_network(net))
+    with hub_network(docker_client, f"opuhub-test-sec-{TAG}", TAG) as net:
+        yield net
 
 
 @pytest.fixture(scope="module")
