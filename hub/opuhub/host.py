@@ -141,10 +141,19 @@ def prepare_host(settings: Settings, chp: str | None = None) -> HostFacts:
     spawner_kind.enforce(settings, choice)  # a kind change must not hide users' files
 
     hub_bind_url = settings.hub_bind_url or "http://127.0.0.1:8081"
-    if choice.is_docker and settings.docker_network != "host" and not settings.hub_bind_url:
-        # containers on the user network reach the hub at the network's gateway address
-        gateway = docker_gateway(settings.docker_network, created)
-        hub_bind_url = f"http://{gateway}:{settings.hub_port}"
+    if choice.is_docker and settings.docker_network != "host":
+        try:
+            gateway = docker_gateway(settings.docker_network, created)
+        except Exception as e:
+            if not settings.hub_bind_url:
+                raise
+            # the hub is reached by name (e.g. a hub container): it can start, spawns wait
+            log(f"warning: cannot check the Docker network {settings.docker_network} "
+                f"({type(e).__name__}: {e}); spawns fail until the engine answers")
+        else:
+            if not settings.hub_bind_url:
+                # containers on the user network reach the hub at the network's gateway
+                hub_bind_url = f"http://{gateway}:{settings.hub_port}"
 
     raise_open_files_limit()
     return HostFacts(
