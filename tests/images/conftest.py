@@ -183,4 +183,4 @@ def wait_http(url: str, container, timeout: float = 90, ok=(200,), **kwargs) -> 
         return response if response.status_code in ok else None
 
     return wait_until(answered, timeout, lambda: f"{url} to answer {ok} (last: {last})",
-                      interval=0.5)
+                      interval=0.25)

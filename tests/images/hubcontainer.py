@@ -114,7 +114,7 @@ class HubContainer:
             return model if model.get("ready") else None
 
         return wait_until(ready, timeout, lambda: f"{user}'s server to be ready; hub log:\n"
-                                                  f"{self.logs()[-4000:]}", interval=1)
+                                                  f"{self.logs()[-4000:]}", interval=0.5)
 
     def spawn(self, user: str, timeout: float = 150, **options) -> dict:
         resp = self.request_spawn(user, **options)
@@ -125,7 +125,7 @@ class HubContainer:
         resp = self.api("DELETE", f"/users/{user}/server")
         assert resp.status_code in (202, 204), resp.text
         wait_until(lambda: self.server_model(user) is None, timeout, f"{user}'s server to stop",
-                   interval=0.5)
+                   interval=0.25)
 
     # --- a kernel in the user's server, through the proxy ---------------------------------------
 
