@@ -244,6 +244,12 @@ class Broker:
             self.requests_refused += 1
             self._refuse(sock, routing_id, key, str(exc), request_id)
             return
+        except Exception:  # noqa: BLE001 - a message must never stop the broker for everyone
+            log.exception("OPU broker: a message from %s could not be handled", user)
+            self.requests_refused += 1
+            self._refuse(sock, routing_id, key, "the broker could not handle this message",
+                         request_id)
+            return
         reply.setdefault("status", "ok")
         reply.update(v=protocol.VERSION, op=op, id=request_id)
         job = reply.pop("job", None)
@@ -293,7 +299,8 @@ class Broker:
                 "job": job}
 
     def _job_of(self, routing_id, header) -> Job | None:
-        return self.jobs.get((routing_id, header.get("id")))
+        request_id = header.get("id")
+        return self.jobs.get((routing_id, request_id)) if isinstance(request_id, str) else None
 
     def _op_ping(self, routing_id, user, header, payload, now) -> dict:
         job = self._job_of(routing_id, header)

@@ -193,6 +193,9 @@ def test_malformed_and_huge_messages_are_refused_without_disturbing_others(secre
             peer.send(peer.signed("mallory", key, **fields))
             header = peer.receive()[0]
             assert header["status"] == "error", header
+        for op in ("ping", "cancel", "status", "hello"):  # odd types where strings belong
+            peer.send(peer.signed("mallory", key, op=op, **{"id": ["r1"], "holder": {}}))
+            assert peer.receive()[0]["status"] in ("error", "ok", "cancelled")
         # Over max_message_bytes: ZeroMQ cuts that connection before buffering the message.
         huge = RawPeer(b.url)
         huge.send(huge.signed("mallory", key, payload=b"\x01" * (4 * 2**20),
