@@ -33,10 +33,26 @@ import docker
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.images.conftest import LABEL, Containers  # noqa: E402
+from tests.images.conftest import Containers  # noqa: E402
 from tests.images.hubcontainer import HubContainer, remove_tagged  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+# not tests.images' label: a test session's clean-up removes every container and network with
+# that one, and other people's test runs on this machine would end a benchmark midway
+BENCH_LABEL = "opuhub-bench"
+
+
+class BenchContainers(Containers):
+    """Containers started with the benchmark's own label (see BENCH_LABEL)."""
+
+    def run(self, image: str, command=None, **kwargs):
+        kwargs.pop("labels", None)
+        name = kwargs.pop("name", f"opuhub-bench-{uuid.uuid4().hex[:10]}")
+        container = self.client.containers.run(image, command, detach=True, name=name,
+                                               labels={BENCH_LABEL: "1"}, **kwargs)
+        self.started.append(container)
+        return container
+
 HUB_IMAGE = "opuhub/hub:latest"
 SINGLEUSER_IMAGE = "opuhub/singleuser:latest"
 STOCK_IMAGE = "opuhub/bench-stock-singleuser:latest"
@@ -59,7 +75,7 @@ ENTRYPOINT ["/usr/bin/tini", "-g", "--"]
 CMD ["jupyterhub-singleuser"]
 """
     client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=STOCK_IMAGE, rm=True,
-                        labels={LABEL: "1"})
+                        labels={BENCH_LABEL: "1"})
     return STOCK_IMAGE
 
 
@@ -78,7 +94,7 @@ class StockHub(HubContainer):
         self.cell = STOCK_CELL
 
     def start(self, timeout: float = 120):
-        self.client.volumes.create(self.state_volume, labels={LABEL: "1"})
+        self.client.volumes.create(self.state_volume, labels={BENCH_LABEL: "1"})
         self.container = self.containers.run(
             self.image, ["jupyterhub", "-f", "/srv/bench/jupyterhub_config.py"],
             name=self.name, hostname=self.name, environment=self.env, volumes=self.volumes,
@@ -188,8 +204,8 @@ def main() -> None:
     client = docker.from_env(timeout=600)
     tag = f"bench{uuid.uuid4().hex[:6]}"
     network = client.networks.create(f"opuhub-bench-net-{tag}", driver="bridge",
-                                      labels={LABEL: "1"})
-    containers = Containers(client)
+                                      labels={BENCH_LABEL: "1"})
+    containers = BenchContainers(client)
     hubs: dict[str, HubContainer] = {}
     results: dict[str, dict] = {"ours": {}, "stock": {}}
     try:

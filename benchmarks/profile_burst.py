@@ -43,16 +43,17 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_spawn import (  # noqa: E402
+    BENCH_LABEL,
     CELL,
     HUB_IMAGE,
     SINGLEUSER_IMAGE,
+    BenchContainers,
     StockHub,
     one_spawn,
     percentile,
     stock_image,
 )
 from tests.helpers import run_on_kernel  # noqa: E402
-from tests.images.conftest import LABEL, Containers  # noqa: E402
 from tests.images.hubcontainer import HubContainer, remove_tagged  # noqa: E402
 
 CPUACCT = Path("/sys/fs/cgroup/cpuacct/docker")
@@ -262,8 +263,8 @@ def main() -> None:
     client = docker.from_env(timeout=600)
     tag = f"prof{uuid.uuid4().hex[:6]}"
     network = client.networks.create(f"opuhub-bench-net-{tag}", driver="bridge",
-                                     labels={LABEL: "1"})
-    containers = Containers(client)
+                                     labels={BENCH_LABEL: "1"})
+    containers = BenchContainers(client)
     hubs: dict[str, HubContainer] = {}
     try:
         if args.only != "stock":
