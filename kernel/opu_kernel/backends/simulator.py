@@ -310,7 +310,7 @@ class SimulatorBackend(Backend):
                                            self.camera_noise, self.seed)
 
     @property
-    def integer(self) -> bool:
+    def int8(self) -> bool:
         """Whether H is the int8 one with exact integer sums (by default: for the 8-bit
         camera), not float32."""
         if self.arithmetic == "auto":
@@ -325,7 +325,7 @@ class SimulatorBackend(Backend):
 
     def streams_at(self, n_features: int, n_components: int) -> bool:
         if self.streaming == "auto":
-            return should_stream(n_features, n_components, 1 if self.integer else 4)
+            return should_stream(n_features, n_components, 1 if self.int8 else 4)
         return bool(self.streaming)
 
     def draws_matrix(self, n_features: int, n_components: int) -> bool:
@@ -341,7 +341,7 @@ class SimulatorBackend(Backend):
         key = (*self._shape, self.scale_features)
         if self._matrix_shape != key:
             self._matrix = None  # free the old one before building the new one
-            if self.integer:
+            if self.int8:
                 self._matrix = integer.build_matrix(self.seed, *self._shape)
             else:
                 self._matrix = build_matrix(self.seed, *self._shape,
@@ -353,7 +353,7 @@ class SimulatorBackend(Backend):
         """H's real and imaginary parts, transposed (n_components × n_features float32): the
         held arrays, or for the 8-bit camera the values its int8 entries stand for (a copy)."""
         held = self.held_matrix()
-        if not self.integer:
+        if not self.int8:
             return held
         return integer.dequantize(held, self._shape[0], self._scale())
 
@@ -377,8 +377,7 @@ class SimulatorBackend(Backend):
             X = X.view(np.uint8)
         streams = self.streams
         blocks = self._streamed_blocks() if streams else self._held_blocks()
-        extra = {"streaming": streams}
-        if self.integer:
+        if self.int8:
             work = n_rows * n_features * n_components * (1 if linear else 2)
             engine = integer.choose_engine(self.gemm, work)
             saturated = integer.project(X, blocks, out, linear, camera, self._scale(), engine,
@@ -390,7 +389,7 @@ class SimulatorBackend(Backend):
             exposure_us=camera.exposure_us,
             frametime_us=cameras.FRAMETIME_US,
             saturated=None if camera.exposure_us is None else saturated / max(1, out.size),
-            extra=extra,
+            extra={"streaming": streams},
         )
 
     def _held_blocks(self):
@@ -398,7 +397,7 @@ class SimulatorBackend(Backend):
         n_features, n_components = self._shape
         for block in range(n_blocks(n_components, n_features)):
             start, stop = block_bounds(block, n_components, n_features)
-            if self.integer:
+            if self.int8:
                 yield start, stop, held[2 * start:2 * stop]
             else:
                 yield start, stop, held[0][start:stop], held[1][start:stop]
@@ -407,14 +406,14 @@ class SimulatorBackend(Backend):
         """Regenerate H block by block, the next blocks drawn on every core while this one
         multiplies."""
         n_features, n_components = self._shape
-        if self.integer:
+        if self.int8:
             def draw(block, width):
                 return (integer.matrix_block(self.seed, n_features, block, width),)
         else:
             def draw(block, width):
                 return matrix_block(self.seed, n_features, block, width, self.scale_features)
         block_bytes = matrix_bytes(n_features, block_components(n_features),
-                                   1 if self.integer else 4)
+                                   1 if self.int8 else 4)
         return draw_ahead(n_features, n_components, draw, block_bytes=block_bytes)
 
     # -- what lightonml's SimulatedOpuDevice offers, for code that reads opu.device ---------
@@ -426,7 +425,7 @@ class SimulatorBackend(Backend):
             return None
         if not self.streams:
             real_t, imag_t = self.matrix()
-        elif self.integer:
+        elif self.int8:
             real_t, imag_t = integer.dequantize(integer.build_matrix(self.seed, *self._shape),
                                                 self._shape[0], self._scale())
         else:
@@ -458,7 +457,7 @@ class SimulatorBackend(Backend):
             "camera": self.camera_name,
             "camera_noise": self.camera_noise,
             "streaming": self.streams,
-            "arithmetic": "int8, exact" if self.integer else "float32",
+            "arithmetic": "int8, exact" if self.int8 else "float32",
             "matrix_allocated": self.matrix_allocated,
             "exposure_us": self.exposure_us,
         }
