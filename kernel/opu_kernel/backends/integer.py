@@ -57,9 +57,14 @@ FLOAT32_EXACT_FEATURES = 2**17
 #: Output tile: ROW_TILE inputs × COLUMN_TILE components, smaller than the float path's. Its
 #: int32 products and the GEMM's packed copy of the tile's H (2 × COLUMN_TILE × n_features)
 #: are scratch per thread, which counts against the memory target (1.3 × matrix + output)
-#: at 10,000 components; int8 GEMMs run at the same speed on these tiles (measured).
+#: at 10,000 components; int8 GEMMs run at the same speed on these tiles (measured). Counts
+#: are made ROW_TILE rows at a time whatever the engine (the noise of a tile is seeded by
+#: its place).
 ROW_TILE = 128
 COLUMN_TILE = 512
+#: Rows one task takes for a column tile: the tile's H is prepared once for them (the float32
+#: engine converts it to float32).
+ROW_GROUP = 1024
 #: Multiply-adds of a transform from which torch is imported to run it (importing torch
 #: takes ~1.5 s and 200 MiB; below this the float32 engine is about as quick). Once torch is
 #: imported, it runs everything.
@@ -213,6 +218,8 @@ class NumpyProducts:
     """x @ hᵀ exactly, by float32 GEMMs (single-threaded BLAS, one per worker)."""
 
     name = "numpy"
+    #: Rows per GEMM call: float32 GEMMs want tall tiles (128-row ones ran 1.5× slower).
+    gemm_rows = 1024
 
     def __init__(self, n_features: int):
         self.n_features = n_features
@@ -229,12 +236,23 @@ class NumpyProducts:
         np.copyto(x_f, x, casting="unsafe")
         return x_f
 
+    def prepare(self, h: np.ndarray):
+        """A tile's H (r × n int8) as ``products`` takes it: float32 values, or left int8 for
+        inputs wider than ``FLOAT32_EXACT_FEATURES`` (converted chunk by chunk there)."""
+        if h.shape[1] > FLOAT32_EXACT_FEATURES:
+            return h
+        scratch = getattr(self.local, "h", None)
+        if scratch is None or scratch.size < h.size:
+            scratch = self.local.h = np.empty(h.size, np.float32)
+        h_f = scratch[:h.size].reshape(h.shape)
+        np.copyto(h_f, h, casting="unsafe")
+        return h_f
+
     def products(self, x: np.ndarray, h: np.ndarray) -> np.ndarray:
-        """x (rows × n, float32 0/1) times h (r × n int8) transposed: exact integers."""
+        """x (rows × n, float32 0/1) times a prepared h (r × n) transposed: exact integers."""
         n_features = h.shape[1]
         if n_features <= FLOAT32_EXACT_FEATURES:
-            return np.matmul(x, self._as_float32(h).T,
-                             out=self._out(x.shape[0], h.shape[0], np.float32))
+            return np.matmul(x, h.T, out=self._out(x.shape[0], h.shape[0], np.float32))
         # wider: exact float32 sums of 131,072 features at a time, accumulated in float64
         total = self._out(x.shape[0], h.shape[0], np.float64)
         total[...] = 0.0
@@ -244,9 +262,9 @@ class NumpyProducts:
         return total
 
     def _as_float32(self, h: np.ndarray) -> np.ndarray:
-        scratch = getattr(self.local, "h", None)
+        scratch = getattr(self.local, "h_chunk", None)
         if scratch is None or scratch.size < h.size:
-            scratch = self.local.h = np.empty(h.size, np.float32)
+            scratch = self.local.h_chunk = np.empty(h.size, np.float32)
         h_f = scratch[:h.size].reshape(h.shape)
         np.copyto(h_f, h, casting="unsafe")
         return h_f
@@ -273,6 +291,7 @@ class TorchProducts(NumpyProducts):
     """x @ hᵀ by ``torch._int_mm`` (int8 × int8 → int32), one thread per worker."""
 
     name = "torch"
+    gemm_rows = ROW_TILE
 
     def __init__(self, n_features: int):
         super().__init__(n_features)
@@ -293,9 +312,12 @@ class TorchProducts(NumpyProducts):
             x = scratch[:stop - start]
         return self.torch.from_numpy(x)
 
-    def products(self, x, h: np.ndarray) -> np.ndarray:
-        out = self._out(x.shape[0], h.shape[0], np.int32)
-        self.torch._int_mm(x, self.torch.from_numpy(h).T, out=self.torch.from_numpy(out))
+    def prepare(self, h: np.ndarray):
+        return self.torch.from_numpy(h).T
+
+    def products(self, x, h) -> np.ndarray:
+        out = self._out(x.shape[0], h.shape[1], np.int32)
+        self.torch._int_mm(x, h, out=self.torch.from_numpy(out))
         return out
 
     def worker_setup(self) -> None:
@@ -319,9 +341,12 @@ def project(X: np.ndarray, blocks, out: np.ndarray, linear: bool, camera, scale_
     returns the number of saturated counts. Output tiles run on ``workers`` threads."""
     n_rows, n_components = out.shape
     n_features = X.shape[1]
-    rows = max(1, min(ROW_TILE, n_rows, sim.ROW_TILE_ENTRIES // n_features))
+    # rows per task, per count slice (engine-independent: noise seeds), per GEMM call
+    group = max(1, min(ROW_GROUP, n_rows, sim.ROW_TILE_ENTRIES // n_features))
+    rows = min(ROW_TILE, group)
     tile = tile_width(n_features)
     products = make_products(engine, n_features)
+    gemm_rows = min(group, rows * max(1, products.gemm_rows // rows))
     unit = dequantization_scale(scale_features)
     # counts = (Re² + Im²) × unit² × gain: one float64 factor, computed once, the same everywhere
     # (an exact camera gets the float32 intensities (Re² + Im²) × unit²)
@@ -329,27 +354,35 @@ def project(X: np.ndarray, blocks, out: np.ndarray, linear: bool, camera, scale_
     factor = unit * unit * (1.0 if exact else camera.gain)
     scratch = threading.local()
 
-    def run_tile(matrix, column, width, out_start, row) -> int:
-        end = min(row + rows, n_rows)
-        x = products.rows(X, row, end)
-        h = matrix[2 * column:2 * column + (width if linear else 2 * width)]
-        sums = products.products(x, h)
-        target = out[row:end, out_start + column:out_start + column + width]
+    def run_task(matrix, column, width, out_start, first_row) -> int:
+        h = products.prepare(matrix[2 * column:2 * column + (width if linear else 2 * width)])
+        saturated = 0
+        last_row = min(first_row + group, n_rows)
+        for row in range(first_row, last_row, gemm_rows):
+            end = min(row + gemm_rows, last_row)
+            sums = products.products(products.rows(X, row, end), h)
+            for first in range(0, end - row, rows):
+                part = sums[first:first + rows]
+                saturated += read_tile(part, width, row + first, out_start + column)
+        return saturated
+
+    def read_tile(sums, width, row, column) -> int:
+        target = out[row:row + sums.shape[0], column:column + width]
         if linear:
             np.multiply(sums, unit, out=target, dtype=np.float64, casting="unsafe")
             return 0
         if getattr(scratch, "counts", None) is None:  # float64 scratch, in L2 (2 × 512 KiB)
             scratch.counts = np.empty(rows * tile, np.float64)
             scratch.other = np.empty_like(scratch.counts)
-        size = (end - row) * width
+        size = sums.shape[0] * width
         counts = intensity(sums[:, :width], sums[:, width:], factor,
-                           scratch.counts[:size].reshape(end - row, width),
-                           scratch.other[:size].reshape(end - row, width))
+                           scratch.counts[:size].reshape(sums.shape[0], width),
+                           scratch.other[:size].reshape(sums.shape[0], width))
         if exact:
             np.copyto(target, counts, casting="unsafe")
             return 0
         # the tile's place seeds its noise (when enabled), whichever thread computes it
-        return camera.read(counts, target, tile=(row, out_start + column))
+        return camera.read(counts, target, tile=(row, column))
 
     camera.start_frame()
     saturated = 0
@@ -358,10 +391,10 @@ def project(X: np.ndarray, blocks, out: np.ndarray, linear: bool, camera, scale_
     try:
         with products.limits():
             for start, stop, matrix in blocks:
-                tasks = [pool.submit(run_tile, matrix, column, min(tile, stop - start - column),
+                tasks = [pool.submit(run_task, matrix, column, min(tile, stop - start - column),
                                      start, row)
                          for column in range(0, stop - start, tile)
-                         for row in range(0, n_rows, rows)]
+                         for row in range(0, n_rows, group)]
                 saturated += sum(task.result() for task in tasks)
                 if progress is not None:
                     progress((stop - start) / n_components)

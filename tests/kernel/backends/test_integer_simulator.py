@@ -84,6 +84,14 @@ def test_identical_bytes_on_every_path(dtype, monkeypatch):
                                                                           streaming)
 
 
+def test_camera_noise_is_the_same_on_every_engine():
+    X = bits((ROWS, N_FEATURES), seed=4)
+    engines = ["numpy"] + ([] if integer.int8_gemm_problem() else ["torch"])
+    noisy = [opu_on({"gemm": gemm, "camera_noise": True}, X).transform(X) for gemm in engines]
+    assert all(np.array_equal(n, noisy[0]) for n in noisy[1:])
+    assert not np.array_equal(noisy[0], opu_on({}, X).transform(X))
+
+
 def test_torch_engine_runs_here_when_the_cpu_has_int8_dot_products():
     """Where the CPU has VNNI/AMX/dotprod and torch is installed (CI's venv), the fast engine
     must be usable: otherwise the bit-exactness test above compares numpy with itself."""
