@@ -146,8 +146,14 @@ def speed(n_components: int, repeats: int) -> dict:
     opu = OPU(n_components=n_components, camera="exact", disable_pbar=True)
     opu.fit1d(n_features=N_FEATURES)
     opu.transform(X[:2])  # builds H
+    from opu_kernel.backends.simulator import SimulatorBackend
+
     counts = OPU(n_components=n_components, disable_pbar=True).fit1d(X)  # the 8-bit camera
     counts.transform(X[:2])
+    # the same counts by float32 GEMMs on the int8 values: what runs where torch cannot
+    fallback = OPU(n_components=n_components, disable_pbar=True,
+                   opu_device=SimulatorBackend(gemm="numpy")).fit1d(X)
+    fallback.transform(X[:2])
     real_t, imag_t = opu.device.matrix()  # H is held transposed: (n_components, n_features)
     complex_matrix = np.ascontiguousarray((real_t + 1.0j * imag_t).T)
     real, imag = real_t.T, imag_t.T
@@ -165,8 +171,11 @@ def speed(n_components: int, repeats: int) -> dict:
     # the 8-bit counts of the int8 matrix against the same camera reading the float32 one
     gain = counts.transform(X[:1]).context.exposure_us * 32.0 / 400.0
     float_counts = np.clip(np.rint(ours_out.astype(np.float64) * gain), 0, 255)
-    diff = np.abs(counts.transform(X).astype(np.float64) - float_counts)
+    int8_counts = counts.transform(X)
+    assert np.array_equal(int8_counts, fallback.transform(X))  # exact on both engines
+    diff = np.abs(int8_counts.astype(np.float64) - float_counts)
     runs = {"int8": lambda: counts.transform(X),
+            "int8 f32": lambda: fallback.transform(X),
             "ours": lambda: opu.transform(X),
             "lightonml": lambda: lightonml_transform(X, complex_matrix),
             "floor": floor}
@@ -211,9 +220,10 @@ def main() -> None:
     print(f"numpy {np.__version__}, BLAS {blas}")
     print(f"int8 GEMM: {'torch._int_mm' if problem is None else 'float32 (' + problem + ')'}")
     print(f"batch {BATCH}, n_features {N_FEATURES}; median of {repeats}, interleaved\n")
-    print(f"{'n_components':>12} {'int8 s':>7} {'exact s':>8} {'lightonml s':>11} {'floor s':>8} "
+    print(f"{'n_components':>12} {'int8 s':>7} {'int8 f32 s':>10} {'exact s':>8} "
+          f"{'lightonml s':>11} {'floor s':>8} "
           f"{'int8/floor':>10} {'exact/floor':>11} {'lml/exact':>9} "
-          f"{'cpu int8/floor':>14} {'cpu lml/exact':>13} "
+          f"{'cpu int8/floor':>14} {'cpu int8 f32/exact':>18} {'cpu lml/exact':>13} "
           f"{'int8 mem':>8} {'exact mem':>9} {'lml mem':>8} {'counts differ >=1/>=2/>=3, max':>32}")
     for n_components in () if args.stream_only else SHAPES:
         result = speed(n_components, repeats)
@@ -226,9 +236,11 @@ def main() -> None:
         lightonml_mem = measure_memory("lightonml", BATCH, N_FEATURES, n_components)["peak"]
         lightonml_mem /= 8 * N_FEATURES * n_components + 4 * BATCH * n_components
         differ = "/".join(f"{100 * f:.2f}%" for f in result["counts_differ"])
-        print(f"{n_components:>12} {s['int8']:>7.3f} {s['ours']:>8.3f} {s['lightonml']:>11.3f} "
+        print(f"{n_components:>12} {s['int8']:>7.3f} {s['int8 f32']:>10.3f} {s['ours']:>8.3f} "
+              f"{s['lightonml']:>11.3f} "
               f"{s['floor']:>8.3f} {s['int8'] / s['floor']:>9.3f}x {s['ours'] / s['floor']:>10.3f}x "
               f"{s['lightonml'] / s['ours']:>8.2f}x {c['int8'] / c['floor']:>13.3f}x "
+              f"{c['int8 f32'] / c['ours']:>17.3f}x "
               f"{c['lightonml'] / c['ours']:>12.2f}x {int8_mem:>7.2f}x {exact_mem:>8.2f}x "
               f"{lightonml_mem:>7.2f}x {differ + ', ' + format(result['counts_max_diff'], 'g'):>32}")
         assert result["max_rel_diff_vs_lightonml"] < 1e-4, result
