@@ -11,7 +11,8 @@ generators, ``simulator.block_rng``), as standard normals g, then stored as
 the entries). Scaling by a power of two is exact and ``rint`` is IEEE round-half-to-even, so the
 int8 matrix is a pure function of the drawn values. Its entries have the variance of g to 1e-4;
 the speckle statistics (exponential intensities, correlation law, mean growth) are those of
-the Gaussian matrix (tests/kernel/backends/test_integer_simulator.py).
+the Gaussian matrix (the statistics tests of tests/kernel/backends/test_simulator.py run on
+both).
 
 Sums: |Re| ≤ 127 × n_features, exact in int32 up to 16.9 million features. Two engines compute
 them, with identical results:
@@ -22,9 +23,10 @@ them, with identical results:
   most 127 × 131,072 < 2**24, so float32 holds it exactly, whatever the summation order; wider
   inputs are summed in chunks of 131,072 features, accumulated in float64.
 
-Then |Hx|² = (Re² + Im²) / (32² · n) in float64 (exact below 2**53; beyond, saturated anyway),
-times the camera's gain, clipped and rounded by the 8-bit camera: IEEE operations, one rounding
-each, so identical everywhere.
+Then |Hx|² = (Re² + Im²) / (32² · n) times the camera's gain, in float64: the squares and
+their sum are exact below 2**53 (any readable count is far below), the product by the one
+float64 factor is the one rounding; then the 8-bit camera clips and rounds. IEEE operations,
+correctly rounded, so identical everywhere.
 
 Layout: the int8 matrix is held transposed, tile by tile: for each tile of ``tile_width``
 components, its real rows then its imaginary rows (2 × width × n_features contiguous), so one
