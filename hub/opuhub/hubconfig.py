@@ -36,6 +36,8 @@ CLI_SCOPES = [
     "read:hub",  # which authenticator runs: opuhub.accounts issues passwords for "workshop"
     "access:servers",
     f"access:services!service={LEASE_SERVICE}",
+    scopes.REVOKE,  # the operator's tool: the lease service's admin actions too
+    scopes.READ_USAGE,
 ]
 
 
