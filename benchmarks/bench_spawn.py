@@ -2,7 +2,8 @@
 by side in one run: hub image → spawner → user containers, all on a Docker network this script
 creates (traffic goes only to those containers).
 
-    python benchmarks/bench_spawn.py [--latency-runs 10] [--burst 30] [--only ours|stock]
+    python benchmarks/bench_spawn.py [--latency-runs 10] [--burst 30] [--burst-rounds 1]
+                                     [--only ours|stock]
 
 - ours: the hub image as compose runs it (OPUDockerSpawner: admission, fast readiness) and
   opuhub/singleuser (opuhub-singleuser, pre-started kernel);
@@ -199,6 +200,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-runs", type=int, default=10)
     parser.add_argument("--burst", type=int, default=30)
+    parser.add_argument("--burst-rounds", type=int, default=1,
+                        help="bursts of each platform, in alternating order")
     parser.add_argument("--only", choices=("ours", "stock"))
     args = parser.parse_args()
     client = docker.from_env(timeout=600)
@@ -254,41 +257,56 @@ def main() -> None:
             results[name]["first"] = statistics.median(first[name])
             print(f"{name}: spawn latency runs {[round(v, 2) for v in latency[name]]}; "
                   f"login → first cell {[round(v, 2) for v in first[name]]}")
-        # the bursts, one platform after the other (each gets the whole machine)
-        for name, hub in hubs.items():
-            users = [f"{tag}-{name}-attendee-{i:02d}" for i in range(1, args.burst + 1)]
-            durations, failures, wall = burst(hub, users)
-            results[name].update(
-                ok=len(durations), wall=wall,
-                p50=percentile(durations, 50) if durations else None,
-                p95=percentile(durations, 95) if durations else None)
-            print(f"{name}: burst {len(durations)}/{len(users)} ok in {wall:.1f} s; "
-                  f"per attendee {sorted(round(d, 1) for d in durations)}")
-            for failure in failures:
-                print(f"  {name} failed: {failure}")
-            time.sleep(15)  # let the servers go idle
-            memory = idle_memory(client, hub, tag, name)
-            results[name]["memory"] = statistics.median(memory) if memory else None
-            for user in users:  # free the machine for the next platform
-                try:
-                    hub.api("DELETE", f"/users/{user}/server")
-                except Exception as exc:  # noqa: BLE001 - clean-up; the figures are taken
-                    print(f"  {name}: stopping {user}: {type(exc).__name__}: {exc}")
-            time.sleep(10)
+        # the bursts, one platform after the other (each gets the whole machine); with
+        # several rounds the order alternates, so that a drift of the machine's other load
+        # does not always favour the same one
+        rounds: list[dict[str, dict]] = []
+        for number in range(args.burst_rounds):
+            order = list(hubs.items())
+            rounds.append({})
+            for name, hub in order if number % 2 == 0 else order[::-1]:
+                users = [f"{tag}-{name}-r{number}-attendee-{i:02d}"
+                         for i in range(1, args.burst + 1)]
+                load = os.getloadavg()[0]
+                durations, failures, wall = burst(hub, users)
+                rounds[-1][name] = dict(
+                    ok=len(durations), wall=wall, load=(load, os.getloadavg()[0]),
+                    p50=percentile(durations, 50) if durations else None,
+                    p95=percentile(durations, 95) if durations else None)
+                print(f"{name}: burst {len(durations)}/{len(users)} ok in {wall:.1f} s (load "
+                      f"average {load:.1f} before, {os.getloadavg()[0]:.1f} after); per "
+                      f"attendee {sorted(round(d, 1) for d in durations)}", flush=True)
+                for failure in failures:
+                    print(f"  {name} failed: {failure}")
+                if number == 0:
+                    time.sleep(15)  # let the servers go idle
+                    memory = idle_memory(client, hub, tag, name)
+                    results[name]["memory"] = statistics.median(memory) if memory else None
+                for user in users:  # free the machine for the next platform
+                    try:
+                        hub.api("DELETE", f"/users/{user}/server")
+                    except Exception as exc:  # noqa: BLE001 - clean-up; the figures are taken
+                        print(f"  {name}: stopping {user}: {type(exc).__name__}: {exc}")
+                time.sleep(10)
         ours, stock = results["ours"], results["stock"]
         print(f"\nside by side ({args.burst} attendees in the burst):")
         line("spawn latency, request → ready, median", ours.get("latency"), stock.get("latency"))
         line("login → first OPU cell, one attendee, median", ours.get("first"), stock.get("first"))
-        line(f"burst p50 ({ours.get('ok')}/{stock.get('ok')} ok)", ours.get("p50"),
-             stock.get("p50"))
-        line("burst p95", ours.get("p95"), stock.get("p95"))
-        line("burst, all done", ours.get("wall"), stock.get("wall"))
+        for number, result in enumerate(rounds, 1):
+            o, s_ = result.get("ours", {}), result.get("stock", {})
+            label = f"burst round {number}"
+            line(f"{label} p50 ({o.get('ok')}/{s_.get('ok')} ok)", o.get("p50"), s_.get("p50"))
+            line(f"{label} p95", o.get("p95"), s_.get("p95"))
+            line(f"{label}, all done", o.get("wall"), s_.get("wall"))
         line("idle memory per user container, median", ours.get("memory"), stock.get("memory"),
              "MiB")
     finally:
         containers.cleanup(failed=False)
         remove_tagged(client, tag)
-        network.remove()
+        try:
+            network.remove()
+        except docker.errors.NotFound:
+            pass
 
 
 if __name__ == "__main__":

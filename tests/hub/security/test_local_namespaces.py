@@ -42,9 +42,30 @@ def uid_of(user: str) -> int:
     return pwd.getpwnam(f"opu-{user}").pw_uid
 
 
+def socket_owners(uid: int) -> dict[int, int]:
+    """Socket inode -> pid, for the processes of ``uid`` (read as root)."""
+    owners = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if entry.stat().st_uid != uid:
+                continue
+            for fd in (entry / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    owners[int(target[8:-1])] = int(entry.name)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return owners
+
+
 def test_kernels_listen_on_no_tcp_port(hub, pair):
     """The victim's kernels talk to her server over unix sockets in her private /tmp; on
-    loopback TCP only her server's HTTP port (token-protected) is left to find."""
+    loopback TCP only her server's HTTP port (token-protected) is left to find, and in each
+    running kernel (her pre-started one runs now) ipykernel's IOPub pipe: a PULL socket that
+    only takes in the output of the kernel's forked subprocesses, signed with a random key of
+    the kernel's (nothing to subscribe to)."""
     victim_uid = uid_of(VICTIM)
     out = hub.execute(ATTACKER, pair[ATTACKER], (
         "listening = set()\n"
@@ -52,11 +73,30 @@ def test_kernels_listen_on_no_tcp_port(hub, pair):
         "    for line in open(table).read().splitlines()[1:]:\n"
         "        f = line.split()\n"
         f"        if f[3] == '0A' and int(f[7]) == {victim_uid}:\n"
-        "            listening.add(int(f[1].split(':')[1], 16))\n"
+        "            listening.add((int(f[1].split(':')[1], 16), int(f[9])))\n"
         "import json; print(json.dumps(sorted(listening)))\n"
     ))
-    ports = json.loads(out["stdout"])
-    assert len(ports) <= 1, ports  # the server's HTTP port at most: no kernel channels
+    listeners = json.loads(out["stdout"])
+    owners = socket_owners(victim_uid)
+    by_process: dict[int, list[int]] = {}
+    for port, inode in listeners:
+        assert inode in owners, (port, inode, owners)
+        by_process.setdefault(owners[inode], []).append(port)
+    servers = 0
+    for pid, ports in by_process.items():
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+        if "ipykernel_launcher" in argv:
+            connection = json.loads(Path(argv[argv.index("-f") + 1]).read_text())
+            assert connection["transport"] == "ipc", connection  # no channel on TCP
+            assert len(ports) == 1, (argv, ports)  # the IOPub pipe only
+        else:
+            assert any("singleuser" in a for a in argv), argv  # nothing else listens
+            servers += 1
+            assert len(ports) == 1, (argv, ports)
+    assert servers <= 1, by_process
+
+    victim = hub.execute(VICTIM, pair[VICTIM], "print(len(open('/proc/sysvipc/shm').read().splitlines()) - 1)")
+    assert victim["stdout"].strip() == "0", victim
 
 
 def test_a_connection_flood_runs_out_of_the_attackers_descriptors_first(hub, pair):
@@ -146,10 +186,10 @@ def test_a_kernel_cannot_take_over_its_own_server(hub, pair):
         "except OSError as e:\n"
         "    mem = type(e).__name__\n"
         "cmd = open(f'/proc/{server}/cmdline').read()\n"
-        "print(json.dumps([attach, err, mem, 'jupyterhub-singleuser' in cmd]))\n"
+        "print(json.dumps([attach, err, mem, 'singleuser' in cmd]))\n"
     ))
     attach, err, mem, is_server = json.loads(out["stdout"])
-    assert is_server, out  # the parent really is her server
+    assert is_server, out  # the parent really is her server (opuhub- or jupyterhub-singleuser)
     assert attach == -1 and err == 1, out  # EPERM
     assert mem == "PermissionError", out
 
