@@ -265,7 +265,8 @@ def main() -> None:
             order = list(hubs.items())
             rounds.append({})
             for name, hub in order if number % 2 == 0 else order[::-1]:
-                users = [f"{tag}-{name}-r{number}-attendee-{i:02d}"
+                # 28 characters at most (opuhub.usernames)
+                users = [f"{tag}-{name}-attendee{number}{i:02d}"
                          for i in range(1, args.burst + 1)]
                 load = os.getloadavg()[0]
                 durations, failures, wall = burst(hub, users)
