@@ -116,7 +116,8 @@ def options_form_html(status_lines: list[str], max_minutes: float | None,
                       shared: str | None = None) -> str:
     """The spawn page: pick a profile; each device's state (free, or who holds it until when)
     is shown under "OPU hardware", which cannot be picked while every device is busy.
-    ``shared`` (what the hub's broker serves, e.g. "simulated") adds "Shared OPU"."""
+    ``shared`` (what the hub's broker serves, e.g. "simulated") adds "Shared OPU"; a hub
+    without devices (``status_lines`` empty) offers no hardware choice, nor a lease length."""
     free = [line.endswith(FREE) for line in status_lines]
     status = "".join(
         f'<li class="opuhub-device opuhub-device-{"free" if is_free else "busy"}">'
@@ -130,6 +131,17 @@ def options_form_html(status_lines: list[str], max_minutes: float | None,
         "lease ends"
     )
     limit = f" (at most {max_minutes:g})" if max_minutes else ""
+    hardware_choice = "" if not status_lines else f"""
+  <div class="form-check">
+    <input class="form-check-input" type="radio" name="profile" id="profile-{HARDWARE}"
+      value="{HARDWARE}"{" disabled" if busy else ""}>
+    <label class="form-check-label" for="profile-{HARDWARE}"><b>OPU hardware</b> &mdash;
+      {hardware_note}</label>
+    <ul class="opuhub-devices">{status}</ul>
+  </div>"""
+    lease_length = "" if not status_lines else f"""
+  <label>Lease length in minutes{limit}:
+    <input type="number" name="lease_minutes" min="1" step="1" placeholder="maximum"></label>"""
     shared_choice = "" if not shared else f"""
   <div class="form-check">
     <input class="form-check-input" type="radio" name="profile" id="profile-{SHARED}"
@@ -146,16 +158,7 @@ def options_form_html(status_lines: list[str], max_minutes: float | None,
       value="{SIMULATOR}" checked>
     <label class="form-check-label" for="profile-{SIMULATOR}"><b>Simulator</b> &mdash; always
       available: the same API, exact results computed on the CPU</label>
-  </div>
-  <div class="form-check">
-    <input class="form-check-input" type="radio" name="profile" id="profile-{HARDWARE}"
-      value="{HARDWARE}"{" disabled" if busy else ""}>
-    <label class="form-check-label" for="profile-{HARDWARE}"><b>OPU hardware</b> &mdash;
-      {hardware_note}</label>
-    <ul class="opuhub-devices">{status}</ul>
-  </div>{shared_choice}
-  <label>Lease length in minutes{limit}:
-    <input type="number" name="lease_minutes" min="1" step="1" placeholder="maximum"></label>
+  </div>{hardware_choice}{shared_choice}{lease_length}
 </fieldset>
 """
 

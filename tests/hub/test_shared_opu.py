@@ -27,9 +27,13 @@ def test_the_shared_profile_is_offered_only_by_a_hub_with_a_broker():
         parse_user_options({"profile": "shared", "lease_minutes": 5}, True, True)
     assert options_from_form({"profile": ["shared"], "lease_minutes": ["5"]}) == {
         "profile": "shared"}
-    assert 'value="shared"' not in options_form_html([], None)
+    assert 'value="shared"' not in options_form_html(["/dev/opu0: free"], None)
     page = options_form_html([], None, shared="simulated <500 µs>")
     assert 'value="shared"' in page and "simulated &lt;500 µs&gt;" in page
+    # no device: no hardware choice, no lease length
+    assert 'value="hardware"' not in page and "lease_minutes" not in page
+    both = options_form_html(["/dev/opu0: free"], 60, shared="simulated")
+    assert all(f'value="{p}"' in both for p in ("simulator", "hardware", "shared"))
 
 
 def test_a_shared_server_gets_the_broker_and_its_users_key_only():
