@@ -130,6 +130,10 @@ def prepare_host(settings: Settings, chp: str | None = None) -> HostFacts:
               if path.exists()}
     secrets.ensure_state_dir(state)
     state_secrets = secrets.ensure_secrets(state)
+    if settings.shared_opu:
+        from .shared_opu import SECRET_FILE, broker_secret
+
+        state_secrets[SECRET_FILE] = broker_secret(state)
     if not db_file.exists():  # SQLite would create it world-readable (token hashes, state)
         os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
     created = [str(path) for path in (state, *(state / name for name in secrets.NAMES), db_file)

@@ -103,7 +103,23 @@ def services(settings: Settings, host: HostFacts, hub_pid: int | None = None) ->
                 "environment": marker,
             }
         )
+    if settings.shared_opu:
+        result.append(shared_opu_service(settings, host, hub_pid))
     return result
+
+
+def shared_opu_service(settings: Settings, host: HostFacts, hub_pid: int | None) -> dict:
+    """The shared OPU's broker (opuhub.shared_opu), listening where servers reach the hub."""
+    from urllib.parse import urlparse
+
+    from .lifeline import lifeline_command
+    from .shared_opu import SECRET_FILE, broker_command, broker_service
+
+    device = "" if settings.shared_opu == "simulated" else settings.shared_opu
+    command = broker_command(urlparse(host.hub_bind_url).hostname or "127.0.0.1",
+                             settings.shared_opu_port, device, settings.shared_opu_frame_us)
+    return broker_service(lifeline_command(command, hub_pid), host.secrets[SECRET_FILE],
+                          {"OPUHUB_STATE_DIR": str(settings.state_dir)})
 
 
 def roles(settings: Settings) -> list[dict]:
@@ -193,6 +209,13 @@ def configure_spawner(c, settings: Settings, host: HostFacts) -> list[str]:
     lease.simulator_max_n_components = settings.simulator_max_n_components
     lease.simulator_max_work = settings.simulator_max_work
     lease.start_concurrency = settings.start_concurrency  # a burst waits in line (admission)
+    if settings.shared_opu:
+        from .shared_opu import SECRET_FILE, broker_url
+
+        lease.shared_opu = settings.shared_opu
+        lease.shared_opu_secret = host.secrets[SECRET_FILE]
+        lease.shared_opu_url = broker_url(settings.hub_connect_url or host.hub_bind_url,
+                                          settings.shared_opu_port)
     if choice.is_docker:
         c.Spawner.args = singleuser_args(settings, "opu")
         docker = c.OPUDockerSpawner

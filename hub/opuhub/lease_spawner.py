@@ -29,6 +29,7 @@ from .devices import DEVICE_GLOB, detect_devices
 from .lease import ENDED_SPAWN_FAILED, ENDED_STOPPED, Grant, Lease, LeasePolicy, iso_utc
 from .lease_store import LeaseStore
 from .profiles import (
+    SHARED,
     SpawnChoice,
     device_status_lines,
     kernel_env,
@@ -114,6 +115,19 @@ class OPUSpawnerMixin(LoggingConfigurable):
         help=trait_help("simulator_max_work", """The kernel reads it as OPU_SIMULATOR_MAX_WORK:
         rows x features x components, plus drawing the random matrix; larger batches get an
         error saying how to split them."""),
+    )
+
+    shared_opu = Unicode(
+        default_of("shared_opu"), config=True,
+        help=trait_help("shared_opu", """Offers the "Shared OPU" profile; the hub's config runs
+        the broker (service opu-broker) and sets shared_opu_url and shared_opu_secret."""),
+    )
+    shared_opu_url = Unicode(
+        "", config=True, help="Where users' servers reach the shared OPU's broker (tcp://HOST:PORT).")
+    shared_opu_secret = Unicode(
+        "", config=True,
+        help="""The broker's secret (hex). Each shared server gets only its user's key, derived
+        from it (opuhub.shared_opu).""",
     )
 
     start_concurrency = Integer(
@@ -239,7 +253,7 @@ class OPUSpawnerMixin(LoggingConfigurable):
 
     @default("options_form")
     def _default_options_form(self):
-        if not self.devices:
+        if not self.devices and not self.shared_opu:
             return ""  # simulator only: no choice to make, no form
 
         async def render(spawner):  # JupyterHub awaits a coroutine here
@@ -247,7 +261,7 @@ class OPUSpawnerMixin(LoggingConfigurable):
             tz = hub_timezone(spawner.lease_timezone)
             lines = device_status_lines(spawner.devices, leases, tz, time.time())
             max_minutes = spawner.lease_max_duration / 60 if spawner.lease_max_duration else None
-            return options_form_html(lines, max_minutes)
+            return options_form_html(lines, max_minutes, shared=spawner.shared_opu or None)
 
         return render
 
@@ -256,7 +270,8 @@ class OPUSpawnerMixin(LoggingConfigurable):
         # page shows the message and nothing refused is kept (also used for /hub/spawn?query)
         options = options_from_form(formdata)
         try:
-            parse_user_options(options, hardware_available=bool(self.devices))
+            parse_user_options(options, hardware_available=bool(self.devices),
+                               shared_available=bool(self.shared_opu))
         except ValueError as e:
             raise web.HTTPError(400, str(e)) from None
         return options
@@ -265,7 +280,8 @@ class OPUSpawnerMixin(LoggingConfigurable):
 
     def spawn_choice(self) -> SpawnChoice:
         try:
-            return parse_user_options(self.user_options, hardware_available=bool(self.devices))
+            return parse_user_options(self.user_options, hardware_available=bool(self.devices),
+                                      shared_available=bool(self.shared_opu))
         except ValueError as e:
             self._forget_refused_options()
             raise web.HTTPError(400, str(e)) from None
@@ -418,6 +434,7 @@ class OPUSpawnerMixin(LoggingConfigurable):
             self.kernel_device(lease) if lease else None,
             lease,
             warning=self.lease_warning,
+            broker_env=self.shared_opu_env(choice),
         )
         try:
             self.prepare_profile(choice, lease)
@@ -426,6 +443,14 @@ class OPUSpawnerMixin(LoggingConfigurable):
             if lease is not None:
                 await self._release(ENDED_SPAWN_FAILED)
             raise
+
+    def shared_opu_env(self, choice: SpawnChoice) -> dict[str, str] | None:
+        """The broker's address, this user's name and key, for a "Shared OPU" server."""
+        if choice.profile != SHARED or not self.shared_opu_secret:
+            return None
+        from .shared_opu import kernel_broker_env
+
+        return kernel_broker_env(self.shared_opu_secret, self.user.name, self.shared_opu_url)
 
     def get_env(self):
         env = super().get_env()

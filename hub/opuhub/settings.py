@@ -147,6 +147,17 @@ class Settings:
     simulator_max_work: float = setting(
         1e13, """Most multiply-adds one simulated transform may take (about 4 to 11 minutes on
         2 cores); 0 = no cap.""")
+    # --- the shared OPU (opuhub.shared_opu)
+    shared_opu: str = setting(
+        "", """The "Shared OPU" profile: a broker serves one device to every server started with
+        it, in fair turns. Empty: no such profile; `simulated`: the simulator with the OPU's
+        timing; a device node (e.g. `/dev/opu1`, not also in `DEVICES`): that OPU.""")
+    shared_opu_port: int = setting(
+        5599, "Port of the shared OPU's broker, on the address where servers reach the hub.",
+        above=0)
+    shared_opu_frame_us: float = setting(
+        500.0, "The simulated shared OPU's time per camera frame (one per input row), in µs.",
+        above=0)
     # --- containers and local servers
     image: str = setting("opuhub/singleuser:latest", "Single-user image (`make images` builds it).")
     hardware_image: str = setting(

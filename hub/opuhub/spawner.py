@@ -454,7 +454,8 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
 
     def prepare_profile(self, choice: SpawnChoice, lease: Lease | None) -> None:
         self._opu_spawn_lease = lease
-        self.image = self.images[choice.profile]
+        # a shared OPU server needs no image of its own: the simulator's
+        self.image = self.images.get(choice.profile) or self.images[SIMULATOR]
         if self.host_network:
             # every container shares the host's ports: pick a free one per spawn
             self.ip = "127.0.0.1"

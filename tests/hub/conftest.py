@@ -6,6 +6,7 @@ import pytest
 
 from tests.hub.hubtest import (
     Hub,
+    free_port,
     hub_root,
     launch_needed_hubs,
     launched_hub,
@@ -26,7 +27,9 @@ def early_hubs(tmp_path_factory, request):
 @pytest.fixture(scope="session")
 def hub(early_hubs):
     """One hub for the spawn and lease tests (a hub start costs seconds on 2 cores)."""
-    hub = Hub(hub_root("hub"), via_run=True).start()
+    # with a shared OPU (simulated), for tests/hub/test_shared_opu.py
+    hub = Hub(hub_root("hub"), via_run=True, shared_opu="simulated",
+              shared_opu_port=free_port()).start()
     yield hub
     hub.shutdown()
 

@@ -95,3 +95,74 @@ def test_a_key_from_the_hub_signs_for_its_user_at_a_real_broker(tmp_path):
             posing.transform(params, X)
         for client in (alice, posing):
             client.close()
+
+
+def test_the_hub_config_runs_the_broker_where_servers_reach_the_hub(tmp_path):
+    from traitlets.config import Config
+
+    from opuhub import hubconfig
+    from opuhub.settings import settings_from_env
+    from tests.hub.test_hubconfig import facts
+
+    secret = "5e" * 32
+    settings = settings_from_env({"OPUHUB_STATE_DIR": str(tmp_path), "OPUHUB_SPAWNER": "docker",
+                                  "OPUHUB_SHARED_OPU": "simulated",
+                                  "OPUHUB_SHARED_OPU_FRAME_US": "250",
+                                  "OPUHUB_HUB_CONNECT_URL": "http://opuhub-hub:8081"})
+    host = facts("docker", hub_bind_url="http://172.30.0.1:8081")
+    host.secrets[shared_opu.SECRET_FILE] = secret
+    c = Config()
+    hubconfig.configure(c, settings, host)
+    broker = [s for s in c.JupyterHub.services if s["name"] == "opu-broker"]
+    assert len(broker) == 1 and broker[0]["environment"]["OPU_BROKER_SECRET"] == secret
+    command = broker[0]["command"]
+    assert "opuhub.lifeline" in command  # tied to the hub's life
+    assert command[-3:] == ["--bind=tcp://172.30.0.1:5599", "--device=simulated",
+                            "--frame-us=250"]
+    assert secret not in " ".join(command)
+    assert c.OPUSpawnerMixin.shared_opu == "simulated"
+    assert c.OPUSpawnerMixin.shared_opu_url == "tcp://opuhub-hub:5599"
+    assert c.OPUSpawnerMixin.shared_opu_secret == secret
+    # off by default: no broker, no profile
+    c = Config()
+    hubconfig.configure(c, settings_from_env({"OPUHUB_STATE_DIR": str(tmp_path),
+                                              "OPUHUB_SPAWNER": "local"}), facts())
+    assert all(s["name"] != "opu-broker" for s in c.JupyterHub.services)
+    assert "shared_opu" not in c.OPUSpawnerMixin
+
+
+@pytest.mark.slow
+def test_a_shared_server_transforms_on_the_hubs_broker(hub):
+    """The session hub runs a simulated shared OPU (tests/hub/conftest.py): a server started
+    with the "Shared OPU" profile sends its kernel's transforms to the hub's broker and gets
+    the in-process simulator's numbers; %opu shows the shared device."""
+    hub.create_users("sharer")
+    assert hub.spawn("sharer", profile="shared").status_code in (201, 202)
+    code = (
+        "import numpy as np, os\n"
+        "x = (np.arange(64) % 3 == 0).astype('uint8')\n"
+        "opu.fit1d(n_features=64)\n"
+        "y = opu.transform(x)\n"
+        "print(os.environ['OPU_BACKEND'], os.environ['OPU_BROKER_USER'], y.context.backend,\n"
+        "      int(np.asarray(y, dtype='int64').sum()))\n"
+        "get_ipython().run_line_magic('opu', '')\n"
+    )
+    out = hub.execute("sharer", hub.user_token("sharer"), code, kernel="opu")
+    assert out["error"] is None, out
+    first, status = out["stdout"].split("\n", 1)
+    expected = local_sum(n_components=100)  # OPUHUB_N_COMPONENTS of the test hub
+    assert first.split() == ["shared", "sharer", "shared", str(expected)]
+    assert "shared: simulated" in status and "your_share" in status
+    secret = (hub.state / shared_opu.SECRET_FILE).read_text().strip()
+    log = hub.log()
+    assert secret not in log and shared_opu.user_key(secret, "sharer") not in log
+    hub.stop_server("sharer")
+
+
+def local_sum(n_components: int) -> int:
+    """The in-process simulator's sum of counts for the test's input."""
+    from opu_kernel import OPU
+
+    opu = OPU(n_components=n_components, backend="simulator").fit1d(n_features=64)
+    return int(np.asarray(opu.transform((np.arange(64) % 3 == 0).astype("uint8")),
+                          dtype="int64").sum())
