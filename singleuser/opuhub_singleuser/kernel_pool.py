@@ -76,6 +76,8 @@ class PrestartingKernelManager(AsyncMappingKernelManager):
         super().__init__(**kwargs)
         self._prestarted: list[str] = []  # ready to hand out, oldest first
         self._prestart_task: asyncio.Task | None = None
+        # held while a pre-started kernel launches, until it answers: see start_kernel
+        self._launching = asyncio.Lock()
 
     # --- the pool --------------------------------------------------------------------------
 
@@ -116,8 +118,9 @@ class PrestartingKernelManager(AsyncMappingKernelManager):
             started = time.monotonic()
             kernel_id = None
             try:
-                kernel_id = await super().start_kernel(kernel_name=self.prestart_name)
-                await self._run_silently(kernel_id, "")  # until it answers
+                async with self._launching:
+                    kernel_id = await super().start_kernel(kernel_name=self.prestart_name)
+                    await self._run_silently(kernel_id, "")  # until it answers
             except Exception as e:  # the server works without: kernels start on demand
                 self.log.warning("[opuhub] could not pre-start a %s kernel: %s",
                                  self.prestart_name, e)
@@ -184,6 +187,14 @@ class PrestartingKernelManager(AsyncMappingKernelManager):
                     self.log.info("[opuhub] handed the pre-started kernel %s to %s", prestarted,
                                   path or "a new kernel request")
                     return prestarted
+        # Not while a pre-started kernel launches: jupyter_client picks a new kernel's ports
+        # (with the ipc transport: socket files /tmp/x-1, -2, ...) among those not in use yet,
+        # and the launching kernel binds its own only once it runs; a kernel started in that
+        # window got the same sockets, and each one's messages reached the other ("Invalid
+        # Signature"). Found with a local server's pre-started kernel and a first notebook of
+        # another kernel opened at the same time.
+        async with self._launching:
+            pass
         return await super().start_kernel(kernel_id=kernel_id, path=path, **kwargs)
 
     def list_kernels(self):

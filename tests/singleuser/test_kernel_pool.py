@@ -226,3 +226,30 @@ def test_waiting_for_the_prestart_ends_when_it_is_done_or_the_time_is_up():
         assert manager.prestart_state == "starting"
 
     asyncio.run(scenario())
+
+
+def test_no_kernel_starts_while_the_prestarted_one_launches(monkeypatch):
+    """Two kernels launched at once could get the same ipc socket files (jupyter_client picks
+    those not in use yet; a launching kernel creates its own only once it runs)."""
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    started = []
+
+    async def base_start(self, **kwargs):
+        started.append(kwargs.get("kernel_name"))
+        return "new-kernel"
+
+    monkeypatch.setattr(AsyncMappingKernelManager, "start_kernel", base_start)
+
+    async def scenario():
+        manager = PrestartingKernelManager(prestart_count=0)
+        await manager._launching.acquire()  # a pre-started kernel is launching
+        request = asyncio.create_task(manager.start_kernel(kernel_name="python3"))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert started == [] and not request.done()
+        manager._launching.release()  # it answers: its sockets exist
+        assert await asyncio.wait_for(request, 10) == "new-kernel"
+        assert started == ["python3"]
+
+    asyncio.run(scenario())
