@@ -34,6 +34,7 @@ from .kube_inventory import DeviceInventory, InventoryError, resource_name
 from .lease import Lease
 from .lease_spawner import OPUSpawnerMixin
 from .profiles import HARDWARE, SIMULATOR, SpawnChoice
+from .settings import default_of
 
 # KubeSpawner traits whose configured value is merged with the hardening and the lease at
 # every spawn (kube_pod.pod_traits); the configured value is kept aside when the spawner is made
@@ -241,11 +242,11 @@ class OPUKubeSpawner(OPUSpawnerMixin, KubeSpawner):
 
     @default("mem_limit")
     def _mem_default(self):
-        return "2G"
+        return default_of("mem_limit")
 
     @default("cpu_limit")
     def _cpu_default(self):
-        return 2.0
+        return default_of("cpu_limit")
 
     @default("storage_pvc_ensure")
     def _pvc_default(self):

@@ -34,6 +34,7 @@ from .lease import Lease
 from .lease_spawner import OPUSpawnerMixin
 from .profiles import SpawnChoice
 from .sandbox import untraversable_ancestors
+from .settings import default_of
 
 
 def hub_is_root() -> bool:
@@ -149,7 +150,7 @@ class OPULocalSpawner(OPUSpawnerMixin, LocalProcessSpawner):
         may start local servers.""",
     )
     home_quota = Unicode(
-        "2G",
+        default_of("home_quota"),
         config=True,
         help="""Size limit of each user's home (e.g. 512M, 2G; 0 = none), enforced as a
         loop-mounted ext4 filesystem per user, so a full home never fills the hub's disk.
@@ -160,11 +161,11 @@ class OPULocalSpawner(OPUSpawnerMixin, LocalProcessSpawner):
         help="Size of each server's private /tmp, /var/tmp and /dev/shm (tmpfs, counted as memory).",
     )
     mem_limit_local = Unicode(
-        "2G", config=True, help="Memory limit of each user's server and kernels (cgroup; 0 = none).")
+        default_of("mem_limit"), config=True, help="Memory limit of each user's server and kernels (cgroup; 0 = none).")
     cpu_limit_local = Float(
-        2.0, config=True, help="CPU cores each user's server and kernels may use (cgroup; 0 = no limit).")
+        default_of("cpu_limit"), config=True, help="CPU cores each user's server and kernels may use (cgroup; 0 = no limit).")
     pids_limit_local = Integer(
-        512, config=True, help="Processes and threads each user's server may run (0 = no limit).")
+        default_of("pids_limit"), config=True, help="Processes and threads each user's server may run (0 = no limit).")
     hidden_paths = List(
         Unicode(),
         config=True,

@@ -35,6 +35,7 @@ from .cgroups import parse_bytes
 from .lease import Lease
 from .lease_spawner import OPUSpawnerMixin
 from .profiles import HARDWARE, SIMULATOR, SpawnChoice
+from .settings import default_of
 
 
 def explain_docker_error(exc: BaseException, image: str) -> tuple[int, str] | None:
@@ -133,7 +134,7 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
         help="Group added to the holder's container so uid 1000 may open the device; "
         "-1 = the group owning the host's device node.",
     )
-    pids_limit = Integer(512, config=True, help="Maximum number of processes per container.")
+    pids_limit = Integer(default_of("pids_limit"), config=True, help="Maximum number of processes per container.")
     container_uid = Integer(1000, config=True, help="uid:gid the single-user server runs as.")
     container_gid = Integer(1000, config=True, help="gid of the single-user server.")
     allowed_host_paths = List(
@@ -146,7 +147,7 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
     )
 
     home_quota = Unicode(
-        "2G",
+        default_of("home_quota"),
         config=True,
         help="""Size limit of each user's home (e.g. 512M, 2G; 0 = none): a loop-mounted ext4
         filesystem per user under homes_dir, bound on /home/jovyan, so a full home is "No
@@ -311,11 +312,11 @@ class OPUDockerSpawner(OPUSpawnerMixin, DockerSpawner):
 
     @default("mem_limit")
     def _mem_default(self):
-        return "2G"
+        return default_of("mem_limit")
 
     @default("cpu_limit")
     def _cpu_default(self):
-        return 2.0
+        return default_of("cpu_limit")
 
     @default("extra_create_kwargs")
     def _create_kwargs_default(self):

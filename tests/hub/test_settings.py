@@ -96,6 +96,15 @@ def test_traits_policy_and_service_take_their_defaults_from_settings(tmp_path, m
     for trait, name in mirrored.items():
         assert getattr(mixin, trait) == settings.default_of(name), trait
         assert settings.env_name(name) in OPUSpawnerMixin.class_traits()[trait].help
+    from opuhub.local_spawner import OPULocalSpawner
+    from opuhub.spawner import OPUDockerSpawner
+
+    for cls, trait, name in [
+        (OPUDockerSpawner, "home_quota", "home_quota"), (OPUDockerSpawner, "pids_limit", "pids_limit"),
+        (OPULocalSpawner, "home_quota", "home_quota"), (OPULocalSpawner, "mem_limit_local", "mem_limit"),
+        (OPULocalSpawner, "cpu_limit_local", "cpu_limit"), (OPULocalSpawner, "pids_limit_local", "pids_limit"),
+    ]:
+        assert cls.class_traits()[trait].default_value == settings.default_of(name), (cls, trait)
     policy = lease.LeasePolicy()
     assert (policy.max_duration, policy.warning, policy.quota, policy.quota_period) == (
         settings.default_of("lease_max_seconds"), settings.default_of("lease_warning_seconds"),
