@@ -196,6 +196,27 @@ def line(label: str, ours: float | None, stock: float | None, unit: str = "s") -
     print(f"  {label:<44} ours {fmt(ours):>10}   stock {fmt(stock):>10}   ours/stock {ratio}")
 
 
+def both_hubs(client, containers, network, tag: str, burst_size: int,
+              only: str | None) -> dict[str, HubContainer]:
+    """Our hub and the stock one (or the ``only`` one), not started yet, on ``network``."""
+    hubs: dict[str, HubContainer] = {}
+    if only != "stock":
+        hubs["ours"] = HubContainer(
+            containers, HUB_IMAGE, SINGLEUSER_IMAGE, network, tag,
+            env={"OPUHUB_CONCURRENT_SPAWN_LIMIT": str(burst_size + 5),
+                 "OPUHUB_START_TIMEOUT": "600", "OPUHUB_HTTP_TIMEOUT": "600",
+                 # production intervals, as the stock hub's (the test harness polls every
+                 # second: 30 servers would then queue 30 inspects/s on DockerSpawner's
+                 # one Docker thread, ahead of the creates and starts)
+                 "OPUHUB_POLL_INTERVAL": "30", "OPUHUB_LEASE_CHECK_INTERVAL": "15",
+                 # e.g. OPUHUB_START_CONCURRENCY=3 in this script's environment
+                 **{k: v for k, v in os.environ.items() if k.startswith("OPUHUB_")}})
+    if only != "ours":
+        stock_image(client)
+        hubs["stock"] = StockHub(containers, network, tag, burst_size)
+    return hubs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-runs", type=int, default=10)
@@ -212,20 +233,7 @@ def main() -> None:
     hubs: dict[str, HubContainer] = {}
     results: dict[str, dict] = {"ours": {}, "stock": {}}
     try:
-        if args.only != "stock":
-            hubs["ours"] = HubContainer(
-                containers, HUB_IMAGE, SINGLEUSER_IMAGE, network, tag,
-                env={"OPUHUB_CONCURRENT_SPAWN_LIMIT": str(args.burst + 5),
-                     "OPUHUB_START_TIMEOUT": "600", "OPUHUB_HTTP_TIMEOUT": "600",
-                     # production intervals, as the stock hub's (the test harness polls every
-                     # second: 30 servers would then queue 30 inspects/s on DockerSpawner's
-                     # one Docker thread, ahead of the creates and starts)
-                     "OPUHUB_POLL_INTERVAL": "30", "OPUHUB_LEASE_CHECK_INTERVAL": "15",
-                     # e.g. OPUHUB_START_CONCURRENCY=3 in this script's environment
-                     **{k: v for k, v in os.environ.items() if k.startswith("OPUHUB_")}})
-        if args.only != "ours":
-            stock_image(client)
-            hubs["stock"] = StockHub(containers, network, tag, args.burst)
+        hubs.update(both_hubs(client, containers, network, tag, args.burst, args.only))
         for hub in hubs.values():
             hub.start()
         for image in (SINGLEUSER_IMAGE, STOCK_IMAGE, HUB_IMAGE):

@@ -45,13 +45,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_spawn import (  # noqa: E402
     BENCH_LABEL,
     CELL,
-    HUB_IMAGE,
-    SINGLEUSER_IMAGE,
     BenchContainers,
-    StockHub,
+    both_hubs,
     one_spawn,
     percentile,
-    stock_image,
 )
 from tests.helpers import run_on_kernel  # noqa: E402
 from tests.images.hubcontainer import HubContainer, remove_tagged  # noqa: E402
@@ -267,16 +264,7 @@ def main() -> None:
     containers = BenchContainers(client)
     hubs: dict[str, HubContainer] = {}
     try:
-        if args.only != "stock":
-            hubs["ours"] = HubContainer(
-                containers, HUB_IMAGE, SINGLEUSER_IMAGE, network, tag,
-                env={"OPUHUB_CONCURRENT_SPAWN_LIMIT": str(args.burst + 5),
-                     "OPUHUB_START_TIMEOUT": "600", "OPUHUB_HTTP_TIMEOUT": "600",
-                     "OPUHUB_POLL_INTERVAL": "30", "OPUHUB_LEASE_CHECK_INTERVAL": "15",
-                     **{k: v for k, v in os.environ.items() if k.startswith("OPUHUB_")}})
-        if args.only != "ours":
-            stock_image(client)
-            hubs["stock"] = StockHub(containers, network, tag, args.burst)
+        hubs.update(both_hubs(client, containers, network, tag, args.burst, args.only))
         for name, hub in hubs.items():
             hub.start()
             users = [f"{tag}-{name}-attendee-{i:02d}" for i in range(1, args.burst + 1)]
