@@ -20,6 +20,7 @@ attendees doing that at once (all must succeed; p50/p95); memory per idle user c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import os
@@ -217,6 +218,26 @@ def both_hubs(client, containers, network, tag: str, burst_size: int,
     return hubs
 
 
+@contextlib.contextmanager
+def bench_hubs(prefix: str, burst_size: int, only: str | None):
+    """(client, tag, hubs): our hub and the stock one, not started yet, on a network of their
+    own; every container and network they made is removed afterwards."""
+    client = docker.from_env(timeout=600)
+    tag = f"{prefix}{uuid.uuid4().hex[:6]}"
+    network = client.networks.create(f"opuhub-bench-net-{tag}", driver="bridge",
+                                     labels={BENCH_LABEL: "1"})
+    containers = BenchContainers(client)
+    try:
+        yield client, tag, both_hubs(client, containers, network, tag, burst_size, only)
+    finally:
+        containers.cleanup(failed=False)
+        remove_tagged(client, tag)
+        try:
+            network.remove()
+        except docker.errors.NotFound:
+            pass
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency-runs", type=int, default=10)
@@ -225,15 +246,8 @@ def main() -> None:
                         help="bursts of each platform, in alternating order")
     parser.add_argument("--only", choices=("ours", "stock"))
     args = parser.parse_args()
-    client = docker.from_env(timeout=600)
-    tag = f"bench{uuid.uuid4().hex[:6]}"
-    network = client.networks.create(f"opuhub-bench-net-{tag}", driver="bridge",
-                                      labels={BENCH_LABEL: "1"})
-    containers = BenchContainers(client)
-    hubs: dict[str, HubContainer] = {}
     results: dict[str, dict] = {"ours": {}, "stock": {}}
-    try:
-        hubs.update(both_hubs(client, containers, network, tag, args.burst, args.only))
+    with bench_hubs("bench", args.burst, args.only) as (client, tag, hubs):
         for hub in hubs.values():
             hub.start()
         for image in (SINGLEUSER_IMAGE, STOCK_IMAGE, HUB_IMAGE):
@@ -309,13 +323,6 @@ def main() -> None:
             line(f"{label}, all done", o.get("wall"), s_.get("wall"))
         line("idle memory per user container, median", ours.get("memory"), stock.get("memory"),
              "MiB")
-    finally:
-        containers.cleanup(failed=False)
-        remove_tagged(client, tag)
-        try:
-            network.remove()
-        except docker.errors.NotFound:
-            pass
 
 
 if __name__ == "__main__":

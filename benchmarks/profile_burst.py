@@ -34,24 +34,20 @@ import statistics
 import sys
 import threading
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import docker
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.bench_spawn import (  # noqa: E402
-    BENCH_LABEL,
     CELL,
-    BenchContainers,
-    both_hubs,
+    bench_hubs,
     one_spawn,
     percentile,
 )
 from tests.helpers import run_on_kernel  # noqa: E402
-from tests.images.hubcontainer import HubContainer, remove_tagged  # noqa: E402
+from tests.images.hubcontainer import HubContainer  # noqa: E402
 
 CPUACCT = Path("/sys/fs/cgroup/cpuacct/docker")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -257,14 +253,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("ours", "stock"))
     parser.add_argument("--hub-log", help="write each hub's log here ({name}: ours, stock)")
     args = parser.parse_args()
-    client = docker.from_env(timeout=600)
-    tag = f"prof{uuid.uuid4().hex[:6]}"
-    network = client.networks.create(f"opuhub-bench-net-{tag}", driver="bridge",
-                                     labels={BENCH_LABEL: "1"})
-    containers = BenchContainers(client)
-    hubs: dict[str, HubContainer] = {}
-    try:
-        hubs.update(both_hubs(client, containers, network, tag, args.burst, args.only))
+    with bench_hubs("prof", args.burst, args.only) as (client, tag, hubs):
         for name, hub in hubs.items():
             hub.start()
             users = [f"{tag}-{name}-attendee-{i:02d}" for i in range(1, args.burst + 1)]
@@ -298,13 +287,6 @@ def main() -> None:
                 except Exception as exc:  # noqa: BLE001 - clean-up; the figures are taken
                     print(f"  stopping {user}: {type(exc).__name__}: {exc}")
             time.sleep(10)
-    finally:
-        containers.cleanup(failed=False)
-        remove_tagged(client, tag)
-        try:
-            network.remove()
-        except docker.errors.NotFound:
-            pass
 
 
 if __name__ == "__main__":
