@@ -76,5 +76,8 @@ def test_the_local_spawner_runs_the_sync_as_the_user():
     # -P: the home is the working directory; nothing planted there may stand in for ours
     assert spawner.cmd[1:6] == ["-P", "-m", "opuhub.singleuser_start", "--examples",
                                 spawner.examples_dir]
-    assert spawner.cmd[-1].endswith("jupyterhub-singleuser")
-    assert OPULocalSpawner(examples_dir="").cmd[0].endswith("jupyterhub-singleuser")
+    # the fast launcher of singleuser/ (installed by make install), else the stock one
+    assert spawner.fast_start_available
+    assert spawner.cmd[-1].endswith("/opuhub-singleuser")
+    assert OPULocalSpawner(fast_start=False).cmd[-1].endswith("/jupyterhub-singleuser")
+    assert OPULocalSpawner(examples_dir="").cmd[0].endswith("/opuhub-singleuser")
