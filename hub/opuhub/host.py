@@ -123,21 +123,20 @@ def config_files(config_dir: Path) -> list[Path]:
 def prepare_host(settings: Settings, chp: str | None = None) -> HostFacts:
     """Do the host's side of ``settings`` (idempotent) and return what configuring needs."""
     from .proxy import ensure_chp
+    from .shared_opu import SECRET_FILE, broker_secret
 
     state = settings.state_dir
     db_file = hub_db_path(settings)
-    before = {path for path in (state, *(state / name for name in secrets.NAMES), db_file)
-              if path.exists()}
+    names = secrets.NAMES + ((SECRET_FILE,) if settings.shared_opu else ())
+    made_here = [state, *(state / name for name in names), db_file]
+    missing = [path for path in made_here if not path.exists()]
     secrets.ensure_state_dir(state)
     state_secrets = secrets.ensure_secrets(state)
     if settings.shared_opu:
-        from .shared_opu import SECRET_FILE, broker_secret
-
         state_secrets[SECRET_FILE] = broker_secret(state)
     if not db_file.exists():  # SQLite would create it world-readable (token hashes, state)
         os.close(os.open(db_file, os.O_WRONLY | os.O_CREAT, 0o600))
-    created = [str(path) for path in (state, *(state / name for name in secrets.NAMES), db_file)
-               if path not in before]
+    created = [str(path) for path in missing]
 
     images = [settings.image, settings.hardware_image or settings.image]
     probe = probe_docker(images) if settings.spawner == "auto" else None

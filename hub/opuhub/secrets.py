@@ -16,7 +16,6 @@ PROXY_TOKEN = "proxy-auth-token"
 WORKSHOP_PASSWORD = "workshop-password"
 ADMIN_PASSWORD = "admin-password"
 CLI_TOKEN = "cli-token"
-NAMES = (PROXY_TOKEN, WORKSHOP_PASSWORD, ADMIN_PASSWORD, CLI_TOKEN)  # what ensure_secrets makes
 
 
 def ensure_state_dir(path: Path) -> Path:
@@ -52,12 +51,17 @@ def password(words: int = 4) -> str:
     return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(words))
 
 
+# what ensure_secrets makes, and how
+MAKERS = {
+    PROXY_TOKEN: token,
+    WORKSHOP_PASSWORD: password,
+    # SharedPasswordAuthenticator wants >= 32 characters for the admin password
+    ADMIN_PASSWORD: lambda: password(8),
+    CLI_TOKEN: token,
+}
+NAMES = tuple(MAKERS)
+
+
 def ensure_secrets(state_dir: Path) -> dict[str, str]:
     ensure_state_dir(state_dir)
-    return {
-        PROXY_TOKEN: read_or_create(state_dir / PROXY_TOKEN, token),
-        WORKSHOP_PASSWORD: read_or_create(state_dir / WORKSHOP_PASSWORD, password),
-        # SharedPasswordAuthenticator wants >= 32 characters for the admin password
-        ADMIN_PASSWORD: read_or_create(state_dir / ADMIN_PASSWORD, lambda: password(8)),
-        CLI_TOKEN: read_or_create(state_dir / CLI_TOKEN, token),
-    }
+    return {name: read_or_create(state_dir / name, make) for name, make in MAKERS.items()}
