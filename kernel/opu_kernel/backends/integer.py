@@ -37,6 +37,7 @@ alone (streaming) has the layout of its slice of the held matrix.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sys
 import threading
@@ -231,24 +232,14 @@ class NumpyProducts:
         x = X[start:stop]
         if x.dtype == np.float32:
             return x
-        scratch = getattr(self.local, "x", None)
-        if scratch is None or scratch.shape[0] < stop - start:
-            scratch = self.local.x = np.empty((stop - start, self.n_features), np.float32)
-        x_f = scratch[:stop - start]
-        np.copyto(x_f, x, casting="unsafe")
-        return x_f
+        return self._float32_copy("x", x)
 
     def prepare(self, h: np.ndarray):
         """A tile's H (r × n int8) as ``products`` takes it: float32 values, or left int8 for
         inputs wider than ``FLOAT32_EXACT_FEATURES`` (converted chunk by chunk there)."""
         if h.shape[1] > FLOAT32_EXACT_FEATURES:
             return h
-        scratch = getattr(self.local, "h", None)
-        if scratch is None or scratch.size < h.size:
-            scratch = self.local.h = np.empty(h.size, np.float32)
-        h_f = scratch[:h.size].reshape(h.shape)
-        np.copyto(h_f, h, casting="unsafe")
-        return h_f
+        return self._float32_copy("h", h)
 
     def products(self, x: np.ndarray, h: np.ndarray) -> np.ndarray:
         """x (rows × n, float32 0/1) times a prepared h (r × n) transposed: exact integers."""
@@ -260,24 +251,27 @@ class NumpyProducts:
         total[...] = 0.0
         for k in range(0, n_features, FLOAT32_EXACT_FEATURES):
             end = min(k + FLOAT32_EXACT_FEATURES, n_features)
-            total += np.matmul(x[:, k:end], self._as_float32(h[:, k:end]).T)
+            total += np.matmul(x[:, k:end], self._float32_copy("h_chunk", h[:, k:end]).T)
         return total
 
-    def _as_float32(self, h: np.ndarray) -> np.ndarray:
-        scratch = getattr(self.local, "h_chunk", None)
-        if scratch is None or scratch.size < h.size:
-            scratch = self.local.h_chunk = np.empty(h.size, np.float32)
-        h_f = scratch[:h.size].reshape(h.shape)
-        np.copyto(h_f, h, casting="unsafe")
-        return h_f
+    def _float32_copy(self, name: str, a: np.ndarray) -> np.ndarray:
+        """``a`` as float32, in this thread's scratch buffer ``name``."""
+        copy = self._buffer(name, a.shape, np.float32)
+        np.copyto(copy, a, casting="unsafe")
+        return copy
 
     def _out(self, rows: int, cols: int, dtype) -> np.ndarray:
-        name = f"out_{np.dtype(dtype).name}"
+        return self._buffer(f"out_{np.dtype(dtype).name}", (rows, cols), dtype)
+
+    def _buffer(self, name: str, shape: tuple[int, ...], dtype) -> np.ndarray:
+        """This thread's scratch array ``name`` of ``shape``: kept between tiles, grown when
+        a larger one is asked for (a tile's rows and columns vary at the edges)."""
+        size = math.prod(shape)
         buffer = getattr(self.local, name, None)
-        if buffer is None or buffer.size < rows * cols:
-            buffer = np.empty(rows * cols, dtype)
+        if buffer is None or buffer.size < size:
+            buffer = np.empty(size, dtype)
             setattr(self.local, name, buffer)
-        return buffer[:rows * cols].reshape(rows, cols)
+        return buffer[:size].reshape(shape)
 
     def worker_setup(self) -> None:
         """Nothing per worker: BLAS is limited to one thread around the whole projection."""
