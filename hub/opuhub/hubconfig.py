@@ -240,7 +240,9 @@ def configure_spawner(c, settings: Settings, host: HostFacts) -> list[str]:
     local.mem_limit_local = settings.mem_limit
     local.cpu_limit_local = settings.cpu_limit
     local.pids_limit_local = settings.pids_limit
-    local.hidden_paths = [str(settings.state_dir)]
+    # deployer config may hold secrets too (client secrets, passwords): as hidden as the state
+    local.hidden_paths = [str(settings.state_dir)] + (
+        [str(settings.config_dir)] if host.config_files else [])
     return []
 
 

@@ -42,6 +42,10 @@ def test_configure_writes_config_and_nothing_else(tmp_path):
     assert c.OPUSpawnerMixin.devices == ["/dev/opu0"]
     assert c.OPUSpawnerMixin.lease_db == f"{tmp_path.resolve()}/state/opu_leases.sqlite"
     assert c.OPULocalSpawner.hidden_paths == [str(tmp_path.resolve() / "state")]
+    with_files = Config()
+    hubconfig.configure(with_files, settings, facts(config_files=[settings.config_dir / "a.py"]))
+    assert with_files.OPULocalSpawner.hidden_paths == [str(tmp_path.resolve() / "state"),
+                                                       str(settings.config_dir)]
     assert "--MappingKernelManager.cull_connected=True" in c.Spawner.args
     assert "--MappingKernelManager.default_kernel_name=opu" in c.Spawner.args
 
