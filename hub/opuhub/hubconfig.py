@@ -72,7 +72,8 @@ def services(settings: Settings, host: HostFacts, hub_pid: int | None = None) ->
 
     marker = {"OPUHUB_STATE_DIR": str(settings.state_dir)}
     lease_env = settings_env(settings, LEASE_SERVICE_SETTINGS)
-    lease_env["OPUHUB_DEVICES"] = ",".join(host.devices)  # the nodes found, not the pattern
+    # the nodes found (not the pattern), and the shared OPU's device
+    lease_env["OPUHUB_DEVICES"] = ",".join(leasable_devices(settings, host))
     result = [
         {
             "name": LEASE_SERVICE,
@@ -109,17 +110,56 @@ def services(settings: Settings, host: HostFacts, hub_pid: int | None = None) ->
 
 
 def shared_opu_service(settings: Settings, host: HostFacts, hub_pid: int | None) -> dict:
-    """The shared OPU's broker (opuhub.shared_opu), listening where servers reach the hub."""
+    """The shared OPU's broker (opuhub.shared_opu), listening where servers reach the hub, or
+    with Docker in a container of its own on the users' network (opuhub.broker_container)."""
     from urllib.parse import urlparse
 
+    from . import broker_container
     from .lifeline import lifeline_command
-    from .shared_opu import SECRET_FILE, broker_command, broker_service
+    from .shared_opu import SECRET_FILE, SIMULATED, broker_command, broker_service, leases_url
 
-    device = "" if settings.shared_opu == "simulated" else settings.shared_opu
-    command = broker_command(urlparse(host.hub_bind_url).hostname or "127.0.0.1",
-                             settings.shared_opu_port, device, settings.shared_opu_frame_us)
+    device = "" if settings.shared_opu == SIMULATED else settings.shared_opu
+    docker = host.choice.is_docker
+    bind_ip = (broker_container.bind_ip(settings.docker_network) if docker
+               else urlparse(host.hub_bind_url).hostname or "127.0.0.1")
+    command = broker_command(bind_ip,
+                             settings.shared_opu_port, device, settings.shared_opu_frame_us,
+                             leases_url=leases_url(lease_service_base(settings, host)),
+                             quota_seconds=settings.quota_seconds,
+                             quota_period_seconds=settings.quota_period_seconds)
+    if docker:
+        command = broker_container.runner_command(
+            command, image=broker_container.image_for(device, settings.image,
+                                                      settings.hardware_image),
+            network=settings.docker_network, device=device, state_dir=str(settings.state_dir),
+            hub_api_url=f"{(settings.hub_connect_url or host.hub_bind_url).rstrip('/')}/hub/api/")
     return broker_service(lifeline_command(command, hub_pid), host.secrets[SECRET_FILE],
                           {"OPUHUB_STATE_DIR": str(settings.state_dir)})
+
+
+def lease_service_base(settings: Settings, host: HostFacts) -> str:
+    """Where the broker reaches the lease service: at its own address on the hub's machine,
+    or, from a container of its own on the users' network (Docker), through the hub
+    container's proxy."""
+    from urllib.parse import urlparse
+
+    if host.choice.is_docker:
+        hub_host = urlparse(settings.hub_connect_url or host.hub_bind_url).hostname
+        return f"http://{hub_host}:{urlparse(settings.bind_url).port or 80}"
+    return f"http://127.0.0.1:{settings.lease_service_port}"
+
+
+def passthrough_devices(settings: Settings, host: HostFacts) -> list[str]:
+    """The nodes found that a lease passes to its holder's server: all but one the shared
+    OPU's broker owns."""
+    return [d for d in host.devices if d != settings.shared_opu]
+
+
+def leasable_devices(settings: Settings, host: HostFacts) -> list[str]:
+    """What users may lease: the devices passed through, and the shared OPU (a lease on it is
+    a window its broker reserves for the holder)."""
+    shared = [settings.shared_opu] if settings.shared_opu else []
+    return passthrough_devices(settings, host) + shared
 
 
 def roles(settings: Settings) -> list[dict]:
@@ -138,6 +178,11 @@ def roles(settings: Settings) -> list[dict]:
     ]
     if settings.cull_idle_seconds > 0:
         result.append({"name": "idle-culler", "scopes": CULLER_SCOPES, "services": [CULLER_SERVICE]})
+    if settings.shared_opu:
+        from .shared_opu import BROKER_SCOPES, BROKER_SERVICE
+
+        result.append({"name": BROKER_SERVICE, "scopes": BROKER_SCOPES,
+                       "services": [BROKER_SERVICE]})
     return result
 
 
@@ -198,7 +243,7 @@ def configure_spawner(c, settings: Settings, host: HostFacts) -> list[str]:
     c.Spawner.http_timeout = int(settings.http_timeout)
     c.Spawner.poll_interval = int(max(1, settings.poll_interval))
     lease = c.OPUSpawnerMixin
-    lease.devices = list(host.devices)
+    lease.devices = passthrough_devices(settings, host)
     lease.lease_db = str(lease_db_path(settings))
     lease.lease_max_duration = settings.lease_max_seconds
     lease.lease_warning = settings.lease_warning_seconds
@@ -214,8 +259,14 @@ def configure_spawner(c, settings: Settings, host: HostFacts) -> list[str]:
 
         lease.shared_opu = settings.shared_opu
         lease.shared_opu_secret = host.secrets[SECRET_FILE]
-        lease.shared_opu_url = broker_url(settings.hub_connect_url or host.hub_bind_url,
-                                          settings.shared_opu_port)
+        if choice.is_docker:  # its own container, by name on the users' network
+            from .broker_container import broker_url as container_broker_url
+
+            lease.shared_opu_url = container_broker_url(settings.docker_network,
+                                                        settings.shared_opu_port)
+        else:
+            lease.shared_opu_url = broker_url(settings.hub_connect_url or host.hub_bind_url,
+                                              settings.shared_opu_port)
     if choice.is_docker:
         c.Spawner.args = singleuser_args(settings, "opu")
         docker = c.OPUDockerSpawner

@@ -259,9 +259,13 @@ class OPUSpawnerMixin(LoggingConfigurable):
         async def render(spawner):  # JupyterHub awaits a coroutine here
             leases = await spawner.in_store_thread(lambda store: store.active())
             tz = hub_timezone(spawner.lease_timezone)
-            lines = device_status_lines(spawner.devices, leases, tz, time.time())
+            now = time.time()
+            lines = device_status_lines(spawner.devices, leases, tz, now)
+            shared_status = (device_status_lines([spawner.shared_opu], leases, tz, now)[0]
+                             if spawner.shared_opu else None)
             max_minutes = spawner.lease_max_duration / 60 if spawner.lease_max_duration else None
-            return options_form_html(lines, max_minutes, shared=spawner.shared_opu or None)
+            return options_form_html(lines, max_minutes, shared=spawner.shared_opu or None,
+                                     shared_status=shared_status)
 
         return render
 
@@ -296,10 +300,13 @@ class OPUSpawnerMixin(LoggingConfigurable):
                 self.db.commit()
 
     async def claim_device(self, choice: SpawnChoice) -> Lease | None:
-        if not choice.wants_device:
+        """The lease ``choice`` needs: on one of ``devices``, or on the shared OPU's device
+        (named as OPUHUB_SHARED_OPU names it), which its broker then reserves for the holder."""
+        if not choice.wants_lease:
             return None
         username, server_name = self._lease_key
-        devices, policy = list(self.devices), self.lease_policy
+        devices = [self.shared_opu] if choice.reserved else list(self.devices)
+        policy = self.lease_policy
         tz = hub_timezone(self.lease_timezone)
 
         def claim(store: LeaseStore):
@@ -428,16 +435,18 @@ class OPUSpawnerMixin(LoggingConfigurable):
     async def _start_with_lease(self):
         choice = self.spawn_choice()
         lease = await self.claim_device(choice)
+        # a device passed through is the leased one; a reserved shared OPU stays the broker's
+        passed = lease if choice.wants_device else None
         self._opu_kernel_env = kernel_env(
             choice,
             self.default_n_components,
-            self.kernel_device(lease) if lease else None,
+            self.kernel_device(passed) if passed else None,
             lease,
             warning=self.lease_warning,
             broker_env=self.shared_opu_env(choice),
         )
         try:
-            self.prepare_profile(choice, lease)
+            self.prepare_profile(choice, passed)
             return await super().start()
         except BaseException:
             if lease is not None:

@@ -19,7 +19,7 @@ SIMULATOR = "simulator"
 HARDWARE = "hardware"
 SHARED = "shared"  # the hub's OPU broker: one device for everyone, in fair turns
 PROFILES = {SIMULATOR: "Simulator", HARDWARE: "OPU hardware", SHARED: "Shared OPU"}
-OPTION_KEYS = ("profile", "lease_minutes")
+OPTION_KEYS = ("profile", "lease_minutes", "reserve_minutes")
 MAX_LEASE_MINUTES = 7 * 24 * 60
 SHOWN_CHARS = 40  # how much of a refused value an error message (and the hub's log) repeats
 
@@ -34,10 +34,19 @@ def _shown(value) -> str:
 class SpawnChoice:
     profile: str = SIMULATOR
     lease_seconds: float | None = None  # asked-for lease length; the policy may shorten it
+    #: "Shared OPU" reserved for this user alone while the lease lasts (the broker serves
+    #: only the holder of a lease on its device: opu_kernel.broker.leases)
+    reserved: bool = False
 
     @property
     def wants_device(self) -> bool:
+        """A device passed through to this server alone ("OPU hardware")."""
         return self.profile == HARDWARE
+
+    @property
+    def wants_lease(self) -> bool:
+        """A lease: on a device passed through, or on the shared OPU's (a reserved window)."""
+        return self.wants_device or self.reserved
 
 
 def parse_profile(value) -> str:
@@ -67,27 +76,36 @@ def parse_user_options(options: dict | None, hardware_available: bool,
         )
     if profile == SHARED and not shared_available:
         raise ValueError("this hub runs no shared OPU; start the 'Simulator' profile instead")
-    lease_seconds = None
-    minutes = options.get("lease_minutes")
-    if minutes not in (None, ""):
-        try:
-            minutes = float(minutes)
-        except (TypeError, ValueError):
-            raise ValueError(f"lease_minutes must be a number, got {_shown(minutes)}") from None
-        if not 0 < minutes <= MAX_LEASE_MINUTES:
-            raise ValueError(f"lease_minutes must be in (0, {MAX_LEASE_MINUTES}], got {minutes}")
-        if profile != HARDWARE:
-            raise ValueError("lease_minutes only applies to the 'OPU hardware' profile")
-        lease_seconds = minutes * 60
-    return SpawnChoice(profile, lease_seconds)
+    lease_minutes = _minutes(options, "lease_minutes", profile, HARDWARE)
+    reserve_minutes = _minutes(options, "reserve_minutes", profile, SHARED)
+    if reserve_minutes is not None:
+        return SpawnChoice(SHARED, reserve_minutes * 60, reserved=True)
+    return SpawnChoice(profile, None if lease_minutes is None else lease_minutes * 60)
+
+
+def _minutes(options: dict, key: str, profile: str, applies_to: str) -> float | None:
+    """A length in minutes of ``options[key]`` (None when absent or empty)."""
+    minutes = options.get(key)
+    if minutes in (None, ""):
+        return None
+    try:
+        minutes = float(minutes)
+    except (TypeError, ValueError):
+        raise ValueError(f"{key} must be a number, got {_shown(minutes)}") from None
+    if not 0 < minutes <= MAX_LEASE_MINUTES:
+        raise ValueError(f"{key} must be in (0, {MAX_LEASE_MINUTES}], got {minutes}")
+    if profile != applies_to:
+        raise ValueError(f"{key} only applies to the '{PROFILES[applies_to]}' profile")
+    return minutes
 
 
 def options_from_form(formdata: dict[str, list[str]]) -> dict:
     """Form fields (lists of strings, as tornado gives them) → user_options."""
     options = {"profile": (formdata.get("profile") or [SIMULATOR])[0]}
-    minutes = (formdata.get("lease_minutes") or [""])[0].strip()
-    if minutes and options["profile"] == HARDWARE:
-        options["lease_minutes"] = minutes
+    for key, profile in (("lease_minutes", HARDWARE), ("reserve_minutes", SHARED)):
+        minutes = (formdata.get(key) or [""])[0].strip()
+        if minutes and options["profile"] == profile:
+            options[key] = minutes
     return options
 
 
@@ -113,11 +131,12 @@ def device_status_lines(
 
 
 def options_form_html(status_lines: list[str], max_minutes: float | None,
-                      shared: str | None = None) -> str:
+                      shared: str | None = None, shared_status: str | None = None) -> str:
     """The spawn page: pick a profile; each device's state (free, or who holds it until when)
     is shown under "OPU hardware", which cannot be picked while every device is busy.
-    ``shared`` (what the hub's broker serves, e.g. "simulated") adds "Shared OPU"; a hub
-    without devices (``status_lines`` empty) offers no hardware choice, nor a lease length."""
+    ``shared`` (what the hub's broker serves, e.g. "simulated") adds "Shared OPU", which may
+    be reserved for a while (``shared_status``: who holds it now); a hub without devices
+    (``status_lines`` empty) offers no hardware choice, nor a lease length."""
     free = [line.endswith(FREE) for line in status_lines]
     status = "".join(
         f'<li class="opuhub-device opuhub-device-{"free" if is_free else "busy"}">'
@@ -142,6 +161,10 @@ def options_form_html(status_lines: list[str], max_minutes: float | None,
     lease_length = "" if not status_lines else f"""
   <label>Lease length in minutes{limit}:
     <input type="number" name="lease_minutes" min="1" step="1" placeholder="maximum"></label>"""
+    shared_line = "" if shared_status is None else (
+        '<ul class="opuhub-devices"><li class="opuhub-device opuhub-device-'
+        f'{"free" if shared_status.endswith(FREE) else "busy"}">{html.escape(shared_status)}'
+        "</li></ul>")
     shared_choice = "" if not shared else f"""
   <div class="form-check">
     <input class="form-check-input" type="radio" name="profile" id="profile-{SHARED}"
@@ -149,6 +172,10 @@ def options_form_html(status_lines: list[str], max_minutes: float | None,
     <label class="form-check-label" for="profile-{SHARED}"><b>Shared OPU</b> &mdash; one
       device ({html.escape(shared)}) for everyone, in fair turns: your transforms queue with
       the others' (<code>%opu</code> shows your place and share)</label>
+    {shared_line}
+    <label>Reserve it for me alone, minutes{limit}; optional, the others' transforms
+      wait meanwhile:
+      <input type="number" name="reserve_minutes" min="1" step="1" placeholder="no"></label>
   </div>"""
     return f"""
 <fieldset id="opuhub-profiles">

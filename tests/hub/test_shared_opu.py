@@ -102,6 +102,7 @@ def test_the_hub_config_runs_the_broker_where_servers_reach_the_hub(tmp_path):
 
     from opuhub import hubconfig
     from opuhub.settings import settings_from_env
+    from opuhub.spawner_choice import DOCKER
     from tests.hub.test_hubconfig import facts
 
     secret = "5e" * 32
@@ -109,7 +110,7 @@ def test_the_hub_config_runs_the_broker_where_servers_reach_the_hub(tmp_path):
                                   "OPUHUB_SHARED_OPU": "simulated",
                                   "OPUHUB_SHARED_OPU_FRAME_US": "250",
                                   "OPUHUB_HUB_CONNECT_URL": "http://opuhub-hub:8081"})
-    host = facts("docker", hub_bind_url="http://172.30.0.1:8081")
+    host = facts(DOCKER, hub_bind_url="http://172.30.0.1:8081")
     host.secrets[shared_opu.SECRET_FILE] = secret
     c = Config()
     hubconfig.configure(c, settings, host)
@@ -117,8 +118,10 @@ def test_the_hub_config_runs_the_broker_where_servers_reach_the_hub(tmp_path):
     assert len(broker) == 1 and broker[0]["environment"]["OPU_BROKER_SECRET"] == secret
     command = broker[0]["command"]
     assert "opuhub.lifeline" in command  # tied to the hub's life
-    assert command[-3:] == ["--bind=tcp://172.30.0.1:5599", "--device=simulated",
-                            "--frame-us=250"]
+    assert {"--bind=tcp://172.30.0.1:5599", "--device=simulated", "--frame-us=250",
+            "--lease-device=simulated"} <= set(command)
+    # the broker follows the leases through the hub container's proxy
+    assert "--leases-url=http://opuhub-hub:8000/services/opu-lease/api/leases" in command
     assert secret not in " ".join(command)
     assert c.OPUSpawnerMixin.shared_opu == "simulated"
     assert c.OPUSpawnerMixin.shared_opu_url == "tcp://opuhub-hub:5599"
@@ -166,3 +169,55 @@ def local_sum(n_components: int) -> int:
     opu = OPU(n_components=n_components, backend="simulator").fit1d(n_features=64)
     return int(np.asarray(opu.transform((np.arange(64) % 3 == 0).astype("uint8")),
                           dtype="int64").sum())
+
+
+def test_the_shared_opus_device_is_leased_as_a_reserved_window_never_passed_through(tmp_path):
+    from traitlets.config import Config
+
+    from opuhub import hubconfig
+    from opuhub.settings import settings_from_env
+    from tests.hub.test_hubconfig import facts
+
+    settings = settings_from_env({"OPUHUB_STATE_DIR": str(tmp_path), "OPUHUB_SPAWNER": "local",
+                                  "OPUHUB_SHARED_OPU": "/dev/opu1", "OPUHUB_LEASE_SERVICE_PORT":
+                                  "10123", "OPUHUB_QUOTA_SECONDS": "60",
+                                  "OPUHUB_QUOTA_PERIOD_SECONDS": "3600",
+                                  "OPUHUB_SHARED_OPU_FRAME_US": "500"})
+    host = facts(devices=("/dev/opu0", "/dev/opu1"))
+    host.secrets[shared_opu.SECRET_FILE] = "5e" * 32
+    c = Config()
+    hubconfig.configure(c, settings, host)
+    # the broker's node goes to no user's server; the lease service offers both devices
+    assert c.OPUSpawnerMixin.devices == ["/dev/opu0"]
+    services = {s["name"]: s for s in c.JupyterHub.services}
+    assert services["opu-lease"]["environment"]["OPUHUB_DEVICES"] == "/dev/opu0,/dev/opu1"
+    command = services["opu-broker"]["command"]
+    assert {"--device=/dev/opu1", "--lease-device=/dev/opu1",
+            "--leases-url=http://127.0.0.1:10123/services/opu-lease/api/leases",
+            # the lease quota (60 s of OPU time per hour) as device time: 120,000 frames
+            "--quota-frames=120000", "--quota-window-s=3600"} <= set(command)
+    # the broker's own token reads the leases and does nothing else
+    role = [r for r in c.JupyterHub.load_roles if r.get("services") == ["opu-broker"]]
+    assert role == [{"name": "opu-broker", "scopes": ["access:services!service=opu-lease"],
+                     "services": ["opu-broker"]}]
+    assert shared_opu.quota_frames(0, 500) == 0 and shared_opu.quota_frames(1e-9, 500) == 1
+
+
+def test_a_reservation_is_asked_for_with_the_shared_profile_only():
+    choice = parse_user_options({"profile": "shared", "reserve_minutes": "15"}, False, True)
+    assert choice == SpawnChoice("shared", 900.0, reserved=True)
+    assert choice.wants_lease and not choice.wants_device
+    assert not parse_user_options({"profile": "shared"}, False, True).wants_lease
+    for options, message in (({"profile": "simulator", "reserve_minutes": 5}, "only applies"),
+                             ({"profile": "hardware", "reserve_minutes": 5}, "only applies"),
+                             ({"profile": "shared", "reserve_minutes": "soon"}, "a number"),
+                             ({"profile": "shared", "reserve_minutes": -1}, r"in \(0")):
+        with pytest.raises(ValueError, match=message):
+            parse_user_options(options, True, True)
+    assert options_from_form({"profile": ["shared"], "reserve_minutes": ["10"],
+                              "lease_minutes": ["5"]}) == {"profile": "shared",
+                                                           "reserve_minutes": "10"}
+    page = options_form_html([], 30, shared="simulated",
+                             shared_status="simulated: held by alice until 10:00 UTC")
+    assert 'name="reserve_minutes"' in page and "held by alice" in page
+    assert "opuhub-device-busy" in page

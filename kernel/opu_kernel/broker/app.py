@@ -17,6 +17,7 @@ from traitlets.config import Application
 
 from .. import __version__
 from .device import HardwareDevice, SimulatedDevice
+from .leases import LeaseFeed
 from .scheduler import FairScheduler, check_weight
 from .server import Broker, Limits
 
@@ -73,6 +74,19 @@ class OPUBroker(Application):
                              help="A request whose kernel sent no heartbeat for this long is "
                                   "dropped (the kernel died or was cut off): it frees its place.")
 
+    leases_url = Unicode("", config=True,
+                         help="The hub's lease service, e.g. http://127.0.0.1:10101/services/"
+                              "opu-lease/api/leases: while someone leases lease_device there, "
+                              "the broker serves only them (read with the hub token in "
+                              "JUPYTERHUB_API_TOKEN, which JupyterHub gives its services). "
+                              "Empty: reservations are made with the admin key only.")
+    lease_device = Unicode("", config=True,
+                           help="The name of this broker's device in the hub's leases "
+                                "(OPUHUB_SHARED_OPU: 'simulated' or the device node).")
+    leases_poll_s = Float(1.0, config=True,
+                          help="How often the leases are read: a new lease, a revocation or a "
+                               "stop reaches the broker within this time.")
+
     aliases = {
         "bind": "OPUBroker.bind", "secret-file": "OPUBroker.secret_file",
         "device": "OPUBroker.device", "frame-us": "OPUBroker.frame_us",
@@ -83,6 +97,8 @@ class OPUBroker(Application):
         "heartbeat-s": "OPUBroker.heartbeat_s", "max-rows": "OPUBroker.max_rows",
         "max-message-mb": "OPUBroker.max_message_mb", "config": "OPUBroker.config_file",
         "log-level": "Application.log_level",
+        "leases-url": "OPUBroker.leases_url", "lease-device": "OPUBroker.lease_device",
+        "leases-poll-s": "OPUBroker.leases_poll_s",
     }
     config_file = Unicode("", config=True, help="Python config file to load.")
 
@@ -119,7 +135,16 @@ class OPUBroker(Application):
                         max_jobs_per_user=self.max_jobs_per_user)
         return Broker(device, self.read_secret(), bind=self.bind, scheduler=scheduler,
                       limits=limits, heartbeat_s=self.heartbeat_s,
-                      client_timeout_s=self.client_timeout_s)
+                      client_timeout_s=self.client_timeout_s, lease_feed=self.make_lease_feed())
+
+    def make_lease_feed(self) -> LeaseFeed | None:
+        if not self.leases_url:
+            return None
+        try:
+            return LeaseFeed(self.leases_url, os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+                             self.lease_device or self.device, poll_s=self.leases_poll_s)
+        except ValueError as exc:
+            raise SystemExit(f"opu-broker: {exc}") from None
 
     def initialize(self, argv=None):
         super().initialize(argv)

@@ -175,6 +175,12 @@ class FairScheduler:
     def release(self, user: str) -> None:
         self.reservations = [r for r in self.reservations if r.user != user]
 
+    def replace_reservations(self, windows) -> None:
+        """Make ``windows`` ((holder, start, end) on this scheduler's clock) the reservations,
+        as the hub's leases say (:mod:`.leases`; the lease store already keeps them apart)."""
+        self.reservations = [Reservation(user, start, end) for user, start, end in windows
+                             if end > start]
+
     def reservation_at(self, now: float) -> Reservation | None:
         self.reservations = [r for r in self.reservations if r.end > now]
         return next((r for r in self.reservations if r.covers(now)), None)

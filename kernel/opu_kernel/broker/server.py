@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ import zmq
 
 from . import protocol
 from .device import Device
+from .leases import LeaseFeed
 from .scheduler import FairScheduler, Job, QuotaExceeded
 
 log = logging.getLogger("opu_kernel.broker")
@@ -101,7 +103,7 @@ class Broker:
     def __init__(self, device: Device, secret: bytes, bind: str = "tcp://127.0.0.1:5599",
                  scheduler: FairScheduler | None = None, limits: Limits | None = None,
                  heartbeat_s: float = 1.0, client_timeout_s: float = 10.0,
-                 context: zmq.Context | None = None):
+                 context: zmq.Context | None = None, lease_feed: LeaseFeed | None = None):
         if len(secret) < 16:
             raise ValueError("the broker secret must be at least 16 bytes")
         self.device = device
@@ -112,6 +114,7 @@ class Broker:
         self.heartbeat_s = float(heartbeat_s)
         self.client_timeout_s = float(client_timeout_s)
         self.context = context or zmq.Context.instance()
+        self.lease_feed = lease_feed
         self.sessions: dict[bytes, Session] = {}
         self.jobs: dict[tuple[bytes, str], Job] = {}
         self.pending: list[Job] = []  # computed, replied to when their device time is over
@@ -147,6 +150,8 @@ class Broker:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, 1000)
         sock.setsockopt(zmq.RCVHWM, RCVHWM)
+        if self.lease_feed is not None:
+            self.lease_feed.start()
         try:
             sock.bind(self.bind)
             self.endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -155,6 +160,8 @@ class Broker:
             self._loop(sock)
         finally:
             self.stopping.set()
+            if self.lease_feed is not None:
+                self.lease_feed.stop()
             sock.close(linger=0)
             self.device.close()
             self.ready.set()
@@ -167,6 +174,7 @@ class Broker:
         next_sweep = time.monotonic()
         while not self.stopping.is_set():
             now = time.monotonic()
+            self._follow_leases()
             idle = False
             if now >= self.free_at:
                 piece = self.scheduler.next_slice()
@@ -200,6 +208,22 @@ class Broker:
             if now >= next_sweep:
                 self._sweep(now)
                 next_sweep = now + min(1.0, self.client_timeout_s / 4)
+
+    def _follow_leases(self) -> None:
+        """Take the lease service's latest reservations (Unix times) onto the scheduler's
+        clock."""
+        windows = self.lease_feed.take() if self.lease_feed is not None else None
+        if windows is None:
+            return
+        offset = self.scheduler.clock() - time.time()
+        before = {r.user for r in self.scheduler.reservations}
+        self.scheduler.replace_reservations(
+            [(user, start + offset, end + offset) for user, start, end in windows])
+        after = {r.user for r in self.scheduler.reservations}
+        for user in after - before:
+            log.info("OPU broker: reserved for %s (exclusive lease)", user)
+        for user in before - after:
+            log.info("OPU broker: %s's reservation ended", user)
 
     # -- requests -----------------------------------------------------------------------
     def _handle(self, sock, frames) -> None:
@@ -272,7 +296,8 @@ class Broker:
         reservation = sched.reservation_at(sched.clock())
         if reservation is not None:
             info["reserved_for"] = reservation.user
-            info["reserved_until"] = time.time() + reservation.end - sched.clock()
+            info["reserved_until"] = (None if math.isinf(reservation.end) else
+                                      time.time() + reservation.end - sched.clock())
         info["utilisation"] = self.utilisation()
         info.update(self.device.describe())
         return info
@@ -328,6 +353,7 @@ class Broker:
                 "requests_dropped": self.requests_dropped, "jobs": len(self.jobs)}
 
     def _op_reserve(self, routing_id, user, header, payload, now) -> dict:
+        self._reservations_are_mine()
         holder = protocol.field_str(header, "holder", protocol.MAX_USER_CHARS)
         start = protocol.field_float(header, "start", 0, 1e11)
         end = protocol.field_float(header, "end", 0, 1e11)
@@ -336,9 +362,15 @@ class Broker:
         return {"holder": holder}
 
     def _op_release(self, routing_id, user, header, payload, now) -> dict:
+        self._reservations_are_mine()
         holder = protocol.field_str(header, "holder", protocol.MAX_USER_CHARS)
         self.scheduler.release(holder)
         return {"holder": holder}
+
+    def _reservations_are_mine(self) -> None:
+        if self.lease_feed is not None:
+            raise ValueError("this broker's reservations follow the hub's leases "
+                             f"({self.lease_feed.url}): lease the device there")
 
     def utilisation(self) -> float:
         elapsed = time.monotonic() - self.started
