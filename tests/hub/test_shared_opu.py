@@ -221,3 +221,68 @@ def test_a_reservation_is_asked_for_with_the_shared_profile_only():
                              shared_status="simulated: held by alice until 10:00 UTC")
     assert 'name="reserve_minutes"' in page and "held by alice" in page
     assert "opuhub-device-busy" in page
+
+
+STATUS = "from opu_kernel.backends.shared import broker_status\n" \
+         "from opu_kernel.broker.client import BrokerClient\n" \
+         "c = BrokerClient.from_env()\n" \
+         "print(broker_status(c).get('reserved_for', 'nobody'))\n"
+
+
+@pytest.mark.slow
+def test_a_lease_on_the_shared_opu_reserves_it_for_its_holder_alone(hub):
+    """A "Shared OPU" server started with reserve_minutes holds the lease on the broker's
+    device: the hub's broker (following the lease service) then serves only its holder, the
+    others see for whom it is reserved and no second reservation is granted; stopping the
+    holder's server ends the window and a waiting transform goes through."""
+    hub.create_users("res-holder", "res-other")
+    assert hub.spawn("res-holder", profile="shared", reserve_minutes=10).status_code in (201,
+                                                                                         202)
+    try:
+        held = [lease for lease in hub.leases() if lease["device"] == "simulated"]
+        assert [lease["user"] for lease in held] == ["res-holder"]
+        assert 590 <= held[0]["seconds_left"] <= 600
+        refused = hub.spawn("res-other", profile="shared", reserve_minutes=5)
+        assert refused.status_code == 409 and "res-holder" in refused.text
+        assert hub.spawn("res-other", profile="shared").status_code in (201, 202)
+        code = ("import os, numpy as np\n"
+                "opu.fit1d(n_features=64)\n"
+                "y = opu.transform((np.arange(64) % 3 == 0).astype('uint8'))\n"
+                "print(os.environ['OPU_BACKEND'], os.environ.get('OPU_DEVICE', 'no device'),\n"
+                "      os.environ['OPU_LEASE_STATUS'])\n" + STATUS)
+        out = hub.execute("res-holder", hub.user_token("res-holder"), code, kernel="opu")
+        assert out["error"] is None, out
+        # the holder's kernel goes through the broker (no device node of its own), and the
+        # broker has picked up the lease within its poll
+        backend, reserved = out["stdout"].strip().split("\n")
+        assert backend.split()[:2] == ["shared", "no"]
+        assert reserved.startswith("res-holder until "), reserved
+        # the other attendee's transform waits: it runs in a thread while the holder's server
+        # stops, and comes back once the window has ended
+        waiting = (
+            "import threading, time, numpy as np\n"
+            "opu.fit1d(n_features=64)\n" + STATUS +
+            "done = []\n"
+            "t = threading.Thread(target=lambda: done.append(opu.transform(\n"
+            "    (np.arange(64) % 3 == 0).astype('uint8'))))\n"
+            "t.start(); time.sleep(2); print('waited' if not done else 'served')\n")
+        out = hub.execute("res-other", hub.user_token("res-other"), waiting, kernel="opu")
+        assert out["error"] is None, out
+        assert out["stdout"].split() == ["res-holder", "until", out["stdout"].split()[2],
+                                         "UTC", "waited"]
+    finally:
+        hub.stop_server("res-holder")
+    assert not [lease for lease in hub.leases() if lease["device"] == "simulated"]
+    code = ("import numpy as np\nopu.fit1d(n_features=64)\n" + STATUS +
+            "y = opu.transform((np.arange(64) % 3 == 0).astype('uint8'))\n"
+            "print(int(np.asarray(y, dtype='int64').sum()))\n")
+    deadline = __import__("time").monotonic() + 30
+    while True:  # the broker sees the release within its poll (1 s)
+        out = hub.execute("res-other", hub.user_token("res-other"), code, kernel="opu")
+        assert out["error"] is None, out
+        reserved, total = out["stdout"].split()[0], out["stdout"].split()[-1]
+        if reserved == "nobody" or __import__("time").monotonic() > deadline:
+            break
+    assert reserved == "nobody"
+    assert int(total) == local_sum(n_components=100)
+    hub.stop_server("res-other")

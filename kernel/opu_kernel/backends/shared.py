@@ -9,6 +9,8 @@ Nothing is held while idle: ``open`` only checks that the broker answers.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from .base import Acquisition, Backend
@@ -146,7 +148,10 @@ def broker_status(client) -> dict:
             "your_position": status.get("position") or "not waiting",
             "your_share": describe_share(status)}
     if status.get("reserved_for"):
-        info["reserved_for"] = status["reserved_for"]
+        until = status.get("reserved_until")
+        info["reserved_for"] = status["reserved_for"] + (
+            " until their server stops" if until is None else
+            time.strftime(" until %H:%M:%S UTC", time.gmtime(until)))
     return info
 
 
