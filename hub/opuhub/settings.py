@@ -151,7 +151,8 @@ class Settings:
     shared_opu: str = setting(
         "", """The "Shared OPU" profile: a broker serves one device to every server started with
         it, in fair turns. Empty: no such profile; `simulated`: the simulator with the OPU's
-        timing; a device node (e.g. `/dev/opu1`, not also in `DEVICES`): that OPU.""")
+        timing; a device node (e.g. `/dev/opu1`): that OPU, opened by the broker alone (never
+        passed through to a server). Either may be leased as a window reserved for one user.""")
     shared_opu_port: int = setting(
         5599, "Port of the shared OPU's broker, on the address where servers reach the hub.",
         above=0)
