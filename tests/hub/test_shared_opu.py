@@ -118,13 +118,15 @@ def test_the_hub_config_runs_the_broker_where_servers_reach_the_hub(tmp_path):
     assert len(broker) == 1 and broker[0]["environment"]["OPU_BROKER_SECRET"] == secret
     command = broker[0]["command"]
     assert "opuhub.lifeline" in command  # tied to the hub's life
-    assert {"--bind=tcp://172.30.0.1:5599", "--device=simulated", "--frame-us=250",
+    # in a container of its own (opuhub.broker_container, tests/hub/test_broker_container.py)
+    assert "opuhub.broker_container" in command
+    assert {"--bind=tcp://0.0.0.0:5599", "--device=simulated", "--frame-us=250",
             "--lease-device=simulated"} <= set(command)
     # the broker follows the leases through the hub container's proxy
     assert "--leases-url=http://opuhub-hub:8000/services/opu-lease/api/leases" in command
     assert secret not in " ".join(command)
     assert c.OPUSpawnerMixin.shared_opu == "simulated"
-    assert c.OPUSpawnerMixin.shared_opu_url == "tcp://opuhub-hub:5599"
+    assert c.OPUSpawnerMixin.shared_opu_url == "tcp://opuhub-opu-broker:5599"  # by name
     assert c.OPUSpawnerMixin.shared_opu_secret == secret
     # off by default: no broker, no profile
     c = Config()
