@@ -60,7 +60,7 @@ def singleuser_args(settings: Settings, default_kernel: str | None) -> list[str]
 
 # what the lease service reads from the same OPUHUB_* variables as the hub (opuhub.settings)
 LEASE_SERVICE_SETTINGS = ("state_dir", "devices", "lease_warning_seconds", "lease_grace_seconds",
-                          "lease_check_interval", "timezone", "metrics_public")
+                          "lease_check_interval", "timezone", "metrics_public", "shared_opu")
 
 
 def services(settings: Settings, host: HostFacts, hub_pid: int | None = None) -> list[dict]:
@@ -77,7 +77,7 @@ def services(settings: Settings, host: HostFacts, hub_pid: int | None = None) ->
     result = [
         {
             "name": LEASE_SERVICE,
-            "url": f"http://127.0.0.1:{settings.lease_service_port}",
+            "url": f"http://{lease_service_host(settings, host)}:{settings.lease_service_port}",
             "command": lifeline_command([sys.executable, "-m", "opuhub.service"], hub_pid),
             "environment": lease_env,
             "oauth_no_confirm": True,
@@ -137,15 +137,26 @@ def shared_opu_service(settings: Settings, host: HostFacts, hub_pid: int | None)
                           {"OPUHUB_STATE_DIR": str(settings.state_dir)})
 
 
+def lease_service_host(settings: Settings, host: HostFacts) -> str:
+    """Where the lease service listens: the loopback, or, when the shared OPU's broker runs in
+    a container of its own (Docker), also where containers reach the hub (``HUB_BIND_URL``'s
+    host), so that the broker can read the leases. Every answer there needs a hub token, as
+    through the proxy."""
+    from urllib.parse import urlparse
+
+    if settings.shared_opu and host.choice.is_docker:
+        return urlparse(host.hub_bind_url).hostname or "127.0.0.1"
+    return "127.0.0.1"
+
+
 def lease_service_base(settings: Settings, host: HostFacts) -> str:
-    """Where the broker reaches the lease service: at its own address on the hub's machine,
-    or, from a container of its own on the users' network (Docker), through the hub
-    container's proxy."""
+    """Where the broker reaches the lease service: beside it on the hub's machine, or from
+    its container on the users' network (Docker), at the hub's address there."""
     from urllib.parse import urlparse
 
     if host.choice.is_docker:
         hub_host = urlparse(settings.hub_connect_url or host.hub_bind_url).hostname
-        return f"http://{hub_host}:{urlparse(settings.bind_url).port or 80}"
+        return f"http://{hub_host}:{settings.lease_service_port}"
     return f"http://127.0.0.1:{settings.lease_service_port}"
 
 

@@ -5,6 +5,7 @@
                                  ``custom:opu-lease:read-usage``; otherwise one's own)
 - ``DELETE api/leases/DEVICE``   revoke (scope ``custom:opu-lease:revoke``: admins, and tutors
                                  of OPUHUB_LEASE_TUTORS): stop the holder's server, end the lease
+                                 (a window on the shared OPU just ends: the server carries on)
 - ``GET  metrics``               Prometheus: active leases, seconds per user, refusals
                                  (needs the read:metrics scope unless OPUHUB_METRICS_PUBLIC)
 
@@ -106,15 +107,28 @@ class HubAPI:
 
 
 class Enforcer:
-    def __init__(self, store: LeaseStore, hub: HubAPI, warning: float, grace: float):
+    def __init__(self, store: LeaseStore, hub: HubAPI, warning: float, grace: float,
+                 windows: frozenset[str] = frozenset()):
         self.store = store
         self.hub = hub
         self.warning = warning
         self.grace = grace
+        #: devices whose lease is a reserved window on the shared OPU's broker, not a device
+        #: in the holder's server: such a lease ends without stopping the server
+        self.windows = windows
         # lease -> when its server was first seen missing: a stop in progress releases the
         # lease itself (post-stop hook, reason "stopped"); only one missing for a whole grace
         # period is an orphan
         self._missing_since: dict[tuple[str, float], float] = {}
+
+    async def end(self, lease: Lease, reason: str) -> None:
+        """End ``lease`` with ``reason``: a reserved window at once (its broker then serves
+        everyone again; the holder's server and kernels carry on), a device by stopping the
+        holder's server (:meth:`end_with_stop`)."""
+        if lease.device in self.windows:
+            self.store.release_if_unchanged(lease, reason)
+        else:
+            await self.end_with_stop(lease, reason)
 
     async def end_with_stop(self, lease: Lease, reason: str) -> None:
         """Stop the holder's server; its stop hook ends the lease with ``reason``. The device
@@ -146,14 +160,16 @@ class Enforcer:
                 now - self._missing_since[(lease.device, lease.started_at)] < self.grace
             ):
                 continue
+            window = lease.device in self.windows
             if action.kind == "warn":
-                log.warning("OPU lease of %s on %s: %s; the server will be stopped then "
-                            "(files are kept)", lease.username, lease.device, action.detail)
+                log.warning("OPU lease of %s on %s: %s; %s then", lease.username, lease.device,
+                            action.detail, "the reservation ends" if window else
+                            "the server will be stopped (files are kept)")
                 self.store.mark_warned(lease.device, now)
             elif action.kind == "expire":
-                log.warning("OPU lease of %s on %s expired: stopping the server",
-                            lease.username, lease.device)
-                await self.end_with_stop(lease, ENDED_EXPIRED)
+                log.warning("OPU lease of %s on %s expired: %s", lease.username, lease.device,
+                            "the device is shared again" if window else "stopping the server")
+                await self.end(lease, ENDED_EXPIRED)
             elif action.kind == "orphan":
                 log.warning("OPU lease of %s on %s ended: %s", lease.username, lease.device,
                             action.detail)
@@ -230,7 +246,7 @@ class LeaseHandler(BaseHandler):
         lease = matches[0]
         log.warning("%s revokes the lease of %s on %s", user["name"], lease.username,
                     lease.device)
-        await self.app.enforcer.end_with_stop(lease, ENDED_REVOKED)
+        await self.app.enforcer.end(lease, ENDED_REVOKED)
         self.write_json({"revoked": lease_json(lease, self.app.tz, time.time())})
 
 
@@ -275,6 +291,7 @@ class LeaseServiceApp:
             hub_api or HubAPI(env["JUPYTERHUB_API_URL"], env["JUPYTERHUB_API_TOKEN"]),
             warning=settings.lease_warning_seconds,
             grace=settings.lease_grace_seconds,
+            windows=frozenset([settings.shared_opu] if settings.shared_opu else []),
         )
         self.registry = registry_for(self.store, self.devices)
         self.url = env.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101")

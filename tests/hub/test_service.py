@@ -230,3 +230,26 @@ def test_revoke_by_a_short_name_that_several_devices_share_asks_for_the_full_nam
     assert hub.stopped == []
     code, body = call(service, "DELETE", "api/leases/node-b%3A%2Fdev%2Fopu0", "tim-token")
     assert code == 200 and body["revoked"]["user"] == "bob" and hub.stopped == [("bob", "")]
+
+
+def test_a_window_on_the_shared_opu_ends_without_stopping_its_holders_server(tmp_path):
+    """A lease on the shared OPU's device is a reserved window: when it expires or is revoked
+    it simply ends (the broker serves everyone again) and the holder's server carries on; a
+    lease on a device passed through still stops its server."""
+    hub = FakeHub(running={("ann", ""), ("bob", "")})
+    auth = TokensAsTheHubWouldAnswer(api_token="s", api_url="http://127.0.0.1:1/hub/api",
+                                     access_scopes={ACCESS}, cache_max_age=0)
+    service = LeaseServiceApp({"OPUHUB_STATE_DIR": str(tmp_path), "OPUHUB_DEVICES":
+                               "/dev/opu0,simulated", "OPUHUB_SHARED_OPU": "simulated",
+                               "JUPYTERHUB_API_TOKEN": "s"}, hub_auth=auth, hub_api=hub)
+    now = time.time()
+    grant(service, "ann", ["simulated"], now=now - 700)  # over
+    grant(service, "bob", ["/dev/opu0"], now=now - 700)  # over
+    asyncio.run(service.enforcer.check())
+    assert service.store.lease_on("simulated") is None
+    assert service.store.history()[0]["end_reason"] == ENDED_EXPIRED
+    assert hub.stopped == [("bob", "")]  # only the device holder's server
+    grant(service, "ann", ["simulated"])
+    code, body = call(service, "DELETE", "api/leases/simulated", "tim-token")
+    assert code == 200 and body["revoked"]["user"] == "ann"
+    assert service.store.lease_on("simulated") is None and hub.stopped == [("bob", "")]

@@ -6,6 +6,7 @@ import stat
 
 import numpy as np
 import pytest
+import requests
 
 from opu_kernel.broker.client import BrokerClient, BrokerError
 from opuhub import shared_opu
@@ -122,8 +123,11 @@ def test_the_hub_config_runs_the_broker_where_servers_reach_the_hub(tmp_path):
     assert "opuhub.broker_container" in command
     assert {"--bind=tcp://0.0.0.0:5599", "--device=simulated", "--frame-us=250",
             "--lease-device=simulated"} <= set(command)
-    # the broker follows the leases through the hub container's proxy
-    assert "--leases-url=http://opuhub-hub:8000/services/opu-lease/api/leases" in command
+    # the broker's container reads the leases where containers reach the hub, where the lease
+    # service then listens too
+    assert "--leases-url=http://opuhub-hub:10101/services/opu-lease/api/leases" in command
+    lease_service = [s for s in c.JupyterHub.services if s["name"] == "opu-lease"][0]
+    assert lease_service["url"] == "http://172.30.0.1:10101"
     assert secret not in " ".join(command)
     assert c.OPUSpawnerMixin.shared_opu == "simulated"
     assert c.OPUSpawnerMixin.shared_opu_url == "tcp://opuhub-opu-broker:5599"  # by name
@@ -193,6 +197,7 @@ def test_the_shared_opus_device_is_leased_as_a_reserved_window_never_passed_thro
     assert c.OPUSpawnerMixin.devices == ["/dev/opu0"]
     services = {s["name"]: s for s in c.JupyterHub.services}
     assert services["opu-lease"]["environment"]["OPUHUB_DEVICES"] == "/dev/opu0,/dev/opu1"
+    assert services["opu-lease"]["url"] == "http://127.0.0.1:10123"  # beside its broker
     command = services["opu-broker"]["command"]
     assert {"--device=/dev/opu1", "--lease-device=/dev/opu1",
             "--leases-url=http://127.0.0.1:10123/services/opu-lease/api/leases",
@@ -235,8 +240,9 @@ STATUS = "from opu_kernel.backends.shared import broker_status\n" \
 def test_a_lease_on_the_shared_opu_reserves_it_for_its_holder_alone(hub):
     """A "Shared OPU" server started with reserve_minutes holds the lease on the broker's
     device: the hub's broker (following the lease service) then serves only its holder, the
-    others see for whom it is reserved and no second reservation is granted; stopping the
-    holder's server ends the window and a waiting transform goes through."""
+    others see for whom it is reserved and no second reservation is granted; a tutor's
+    revocation ends the window without stopping the holder's server, and the others'
+    transforms go through again."""
     hub.create_users("res-holder", "res-other")
     assert hub.spawn("res-holder", profile="shared", reserve_minutes=10).status_code in (201,
                                                                                          202)
@@ -272,9 +278,13 @@ def test_a_lease_on_the_shared_opu_reserves_it_for_its_holder_alone(hub):
         assert out["error"] is None, out
         assert out["stdout"].split() == ["res-holder", "until", out["stdout"].split()[2],
                                          "UTC", "waited"]
+        revoked = requests.delete(f"{hub.url}/services/opu-lease/api/leases/simulated",
+                                  headers={"Authorization": f"token {hub.token}"}, timeout=30)
+        assert revoked.status_code == 200, revoked.text
+        assert not [lease for lease in hub.leases() if lease["device"] == "simulated"]
+        assert (hub.server_model("res-holder") or {}).get("ready")  # the server carries on
     finally:
         hub.stop_server("res-holder")
-    assert not [lease for lease in hub.leases() if lease["device"] == "simulated"]
     code = ("import numpy as np\nopu.fit1d(n_features=64)\n" + STATUS +
             "y = opu.transform((np.arange(64) % 3 == 0).astype('uint8'))\n"
             "print(int(np.asarray(y, dtype='int64').sum()))\n")
