@@ -39,9 +39,9 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def ports_to_check(settings: Settings) -> list[tuple[str, int, str]]:
-    """(host, port, the variable that moves it) of what the hub, its proxy and the lease
-    service will listen on. The hub's own port only when set: with Docker it is on the user
-    network's gateway, known later."""
+    """(host, port, the variable that moves it) of what the hub, its proxy, the lease
+    service and the shared OPU's broker (without Docker) will listen on. The hub's own port
+    only when set: with Docker it is on the user network's gateway, known later."""
     url = urlparse(settings.bind_url)
     checks = [
         (url.hostname or "127.0.0.1", url.port, "OPUHUB_BIND_URL"),
@@ -51,6 +51,11 @@ def ports_to_check(settings: Settings) -> list[tuple[str, int, str]]:
     if settings.hub_bind_url:
         hub = urlparse(settings.hub_bind_url)
         checks.append((hub.hostname or "127.0.0.1", hub.port, "OPUHUB_HUB_BIND_URL"))
+    if settings.shared_opu and settings.spawner != "docker":
+        # the broker beside the hub: a squatter there would receive every shared kernel's
+        # inputs (it cannot sign replies, but would see what they send)
+        host = urlparse(settings.hub_bind_url).hostname if settings.hub_bind_url else None
+        checks.append((host or "127.0.0.1", settings.shared_opu_port, "OPUHUB_SHARED_OPU_PORT"))
     return checks
 
 

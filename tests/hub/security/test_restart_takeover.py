@@ -2,7 +2,8 @@
 
 - A port of the hub held by someone else (an attendee's process listening on the lease
   service's port while the hub is down, to receive the tokens and cookies sent to
-  /services/opu-lease/) makes `make run` refuse, naming the port's variable; it never starts
+  /services/opu-lease/, or on the shared OPU's broker port, to receive every shared kernel's
+  inputs) makes `make run` refuse, naming the port's variable; it never starts
   a hub whose proxy would route to the squatter, and it does not touch the squatter.
 - A ``state/proxy.pid`` that names a process which is not our proxy (a pid reused after the
   hub died) is dropped: JupyterHub would SIGTERM, then SIGKILL, whatever that pid now is.
@@ -15,8 +16,10 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import wait_until
-from tests.hub.hubtest import Hub, hub_root
+from tests.hub.hubtest import Hub, free_port, hub_root
 
 LISTENER = (
     "import socket, sys, time\n"
@@ -46,14 +49,16 @@ def run_hub(hub: Hub) -> subprocess.CompletedProcess:
                           text=True, timeout=120)
 
 
-def test_a_squatted_lease_service_port_refuses_the_start():
-    hub = Hub(hub_root("squat"), via_run=True)
-    squatter = squat(int(hub.env["OPUHUB_LEASE_SERVICE_PORT"]))
+@pytest.mark.parametrize("variable", ["OPUHUB_LEASE_SERVICE_PORT", "OPUHUB_SHARED_OPU_PORT"])
+def test_a_squatted_service_port_refuses_the_start(variable):
+    hub = Hub(hub_root("squat"), via_run=True, shared_opu="simulated",
+              shared_opu_port=free_port())
+    squatter = squat(int(hub.env[variable]))
     try:
         result = run_hub(hub)
         assert result.returncode == 1
         assert "already in use" in result.stderr
-        assert "OPUHUB_LEASE_SERVICE_PORT" in result.stderr
+        assert variable in result.stderr
         assert not (hub.state / "jupyterhub.pid").exists()  # no hub was started
         with socket.socket() as probe:  # nor a proxy that would route to the squatter
             assert probe.connect_ex(("127.0.0.1", hub.port)) != 0
