@@ -11,6 +11,7 @@ USAGE = """%opu                     show backend, device, driver, shape, state, 
 %opu backend NAME        switch to 'simulator', 'hardware', 'shared' or 'auto'"""
 
 STATUS_ORDER = ("backend", "device", "broker", "user", "queue", "your_position", "your_share",
+                "your_quota",
                 "reserved_for", "device_node", "hardware", "driver_version", "open",
                 "n_components", "max_n_features", "n_features", "camera", "seed",
                 "streaming", "matrix_allocated", "exposure_us", "acquired_at",

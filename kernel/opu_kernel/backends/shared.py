@@ -147,6 +147,10 @@ def broker_status(client) -> dict:
                      f"frames, {status.get('users_waiting')} users waiting",
             "your_position": status.get("position") or "not waiting",
             "your_share": describe_share(status)}
+    if status.get("quota_frames"):
+        info["your_quota"] = (
+            f"{status['quota_used_frames']} of {status['quota_frames']} frames used over the "
+            f"last {status['quota_window_s'] / 3600:g} h")
     if status.get("reserved_for"):
         until = status.get("reserved_until")
         info["reserved_for"] = status["reserved_for"] + (

@@ -317,6 +317,15 @@ class FairScheduler:
         waiting = self.waiting_users()
         return waiting.index(user) + 1 if user in waiting else None
 
+    def quota(self, user: str) -> dict | None:
+        """``user``'s use of the quota (None: no quota)."""
+        if self.quota_frames is None:
+            return None
+        now = self.clock()
+        use = self.quota_use.get(user)
+        return {"quota_frames": self.quota_frames, "quota_window_s": self.quota_window_s,
+                "quota_used_frames": use.total(now) if use else 0}
+
     def share(self, user: str) -> dict:
         """``user``'s share of the frames served over the last ``share_window_s``, and its fair
         share among the users who have work (itself included)."""

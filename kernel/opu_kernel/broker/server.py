@@ -292,7 +292,7 @@ class Broker:
         sched = self.scheduler
         info = {"queue_requests": sched.queued_jobs(), "queue_frames": sched.queued_frames(),
                 "users_waiting": len(sched.waiting_users()), "position": sched.position(user),
-                "weight": sched.weight(user), **sched.share(user)}
+                "weight": sched.weight(user), **sched.share(user), **(sched.quota(user) or {})}
         reservation = sched.reservation_at(sched.clock())
         if reservation is not None:
             info["reserved_for"] = reservation.user

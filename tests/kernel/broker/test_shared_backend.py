@@ -132,3 +132,20 @@ def test_percent_opu_shows_device_queue_position_and_share(shared_env, monkeypat
     finally:
         extension.close_device()
         InteractiveShell.clear_instance()
+
+
+def test_percent_opu_shows_the_quota_used_and_a_request_over_it_is_refused(secret):
+    from opu_kernel.backends.shared import broker_status
+    from opu_kernel.broker.scheduler import FairScheduler
+
+    with broker_in_thread(secret, scheduler=FairScheduler(quota_frames=50,
+                                                          quota_window_s=7200)) as b:
+        alice = b.client("alice")
+        params = {"n_components": 64, "seed": 0, "ones_fraction": 0.5, "override": {}}
+        alice.transform(params, inputs(40, 64))
+        assert broker_status(alice)["your_quota"] == \
+            "40 of 50 frames used over the last 2 h"
+        with pytest.raises(BrokerError, match="used 40 of 50 frames"):
+            alice.transform(params, inputs(20, 64))
+        assert "your_quota" in broker_status(b.client("bob"))  # 0 of 50
+        alice.close()
