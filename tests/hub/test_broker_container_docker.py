@@ -19,7 +19,14 @@ from opu_kernel.broker import protocol
 from opu_kernel.broker.client import BrokerClient, BrokerUnavailable
 from opuhub import broker_container as bc
 from tests.helpers import container_exec, docker_teardown, wait_until
-from tests.hub.test_docker_spawner import IMAGE, docker_client, unavailable
+from tests.hub.hubtest import docker_spawner_hub, free_port, hub_factory, hub_root, launched_hub
+from tests.hub.test_docker_spawner import (
+    IMAGE,
+    docker_client,
+    remove_docker_objects,
+    unavailable,
+)
+from tests.hub.test_shared_opu import local_sum
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -210,3 +217,84 @@ def test_a_killed_runners_container_is_replaced_and_an_exit_is_passed_on(client,
     assert failing.proc.wait(90) not in (0, None), failing.log()
     assert failing.container(client) is None
     assert "exited with" in failing.log()
+
+
+# --- a Docker-mode hub with a shared OPU: the hub runs the broker's container ----------------
+
+SHARER = "dockersharer"
+
+
+@hub_factory("shared-docker", ("test_broker_container_docker.py",))
+def make_shared_docker_hub(tmp_path_factory):
+    if docker_client() is None:
+        return None
+    # homes as volumes (no loop-mounted filesystem to make): this test is about the broker
+    return docker_spawner_hub(hub_root("shared-docker"), "", image=IMAGE, hardware_image=IMAGE,
+                              home_quota="0", shared_opu="simulated",
+                              shared_opu_port=free_port(), shared_opu_frame_us=50)
+
+
+@pytest.fixture(scope="module")
+def shared_docker_hub(tmp_path_factory):
+    client = docker_client()
+    if client is None:
+        unavailable(f"no Docker engine with the image {IMAGE}")
+    hub = launched_hub("shared-docker", tmp_path_factory)
+    yield hub, client
+
+    def remove_broker():  # a hub that did not stop cleanly
+        try:
+            client.containers.get(f"{hub.network}-opu-broker").remove(force=True)
+        except docker.errors.NotFound:
+            pass
+
+    def remove_server():
+        try:
+            client.api.remove_container(f"jupyter-{SHARER}", force=True)
+        except docker.errors.NotFound:
+            pass
+
+    docker_teardown(client, hub.shutdown, remove_server, remove_broker,
+                    lambda: remove_docker_objects(client, hub, SHARER))
+
+
+def test_a_docker_hub_runs_the_broker_container_and_shared_kernels_use_it(shared_docker_hub):
+    hub, client = shared_docker_hub
+    name = f"{hub.network}-opu-broker"
+
+    def running():
+        try:
+            return client.containers.get(name).status == "running"
+        except docker.errors.NotFound:
+            return False
+
+    wait_until(running, 90, lambda: f"the hub's broker container {name}:\n{hub.log()[-3000:]}")
+    broker = client.containers.get(name)
+    host = broker.attrs["HostConfig"]
+    assert broker.attrs["Config"]["Labels"][bc.LABEL] == str(hub.state)
+    assert broker.attrs["Config"]["User"] == "1000:1000" and host["CapDrop"] == ["ALL"]
+    assert host["ReadonlyRootfs"] is True and not host.get("Devices")
+    assert not broker.attrs["Mounts"] and not host.get("Binds")
+    assert list(broker.attrs["NetworkSettings"]["Networks"]) == [hub.network]
+    secret = (hub.state / "opu-broker-secret").read_text().strip()
+    assert secret not in " ".join(broker.attrs["Config"]["Entrypoint"] + broker.attrs["Config"]["Cmd"])
+
+    hub.create_users(SHARER)
+    assert hub.spawn(SHARER, profile="shared", timeout=180).status_code in (201, 202)
+    code = (
+        "import numpy as np, os\n"
+        "x = (np.arange(64) % 3 == 0).astype('uint8')\n"
+        "opu.fit1d(n_features=64)\n"
+        "y = opu.transform(x)\n"
+        "print(os.environ['OPU_BROKER_URL'], y.context.backend,\n"
+        "      int(np.asarray(y, dtype='int64').sum()))\n"
+    )
+    out = hub.execute(SHARER, hub.user_token(SHARER), code, kernel="opu", timeout=120)
+    assert out["error"] is None, (out, broker.logs()[-3000:])
+    port = hub.env["OPUHUB_SHARED_OPU_PORT"]
+    assert out["stdout"].split() == [f"tcp://{name}:{port}", "shared",
+                                     str(local_sum(n_components=100))], out
+    hub.stop_server(SHARER, timeout=60)
+    # a stopped hub leaves no broker behind
+    hub.stop()
+    assert not client.containers.list(all=True, filters={"name": f"^/{name}$"})
