@@ -56,7 +56,7 @@ class Runner:
     """``python -m opuhub.broker_container`` as the hub's service runs it (its own session,
     the secret in its environment), with its output (the broker's log too) in a file."""
 
-    def __init__(self, tmp_path, network, secret: bytes, *broker_args: str):
+    def __init__(self, tmp_path, network, secret: bytes, *broker_args: str, device: str = ""):
         self.name = f"{network.name}-opu-broker"
         self.network = network
         self.secret = secret
@@ -71,7 +71,8 @@ class Runner:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "opuhub.broker_container", f"--image={IMAGE}",
                  f"--network={network.name}", f"--name={self.name}", f"--label={TEST_LABEL}",
-                 "--state-dir=/srv/test-state", "--", *args],
+                 "--state-dir=/srv/test-state", *([f"--device={device}"] if device else []),
+                 "--", *args],
                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def log(self) -> str:
@@ -132,8 +133,8 @@ class Runner:
 def runners(client, network, tmp_path):
     made = []
 
-    def start(*broker_args: str, secret: bytes | None = None) -> Runner:
-        runner = Runner(tmp_path, network, secret or os.urandom(32), *broker_args)
+    def start(*broker_args: str, secret: bytes | None = None, device: str = "") -> Runner:
+        runner = Runner(tmp_path, network, secret or os.urandom(32), *broker_args, device=device)
         made.append(runner)
         return runner
 
@@ -217,6 +218,38 @@ def test_a_killed_runners_container_is_replaced_and_an_exit_is_passed_on(client,
     assert failing.proc.wait(90) not in (0, None), failing.log()
     assert failing.container(client) is None
     assert "exited with" in failing.log()
+
+
+@pytest.fixture
+def device_node():
+    """A stand-in OPU node under the host's /dev (/dev/null's numbers), group 4242, mode 0660:
+    only a process in that group may open it."""
+    if os.geteuid() != 0:
+        pytest.skip("making a device node needs root")
+    node = f"/dev/opuhub-test-{uuid.uuid4().hex[:8]}"
+    os.mknod(node, 0o020000 | 0o660, os.makedev(1, 3))
+    os.chown(node, 0, 4242)
+    os.chmod(node, 0o660)
+    yield node
+    os.unlink(node)
+
+
+def test_the_served_node_goes_to_the_broker_container_alone_with_its_group(
+        client, runners, device_node):
+    # the runner's --device is what it passes through; the broker here still serves the
+    # simulated device (the image has no vendor driver to open a stand-in node with)
+    runner = runners(device=device_node)
+    runner.wait_serving(client)
+    container = runner.container(client)
+    host = container.attrs["HostConfig"]
+    assert host["Devices"] == [{"PathOnHost": device_node, "PathInContainer": device_node,
+                                "CgroupPermissions": "rwm"}]
+    assert host["GroupAdd"] == ["4242"]
+    probe = container_exec(container, ["python", "-c", (
+        "import glob, os\n"
+        f"fd = os.open({device_node!r}, os.O_RDWR); os.close(fd)\n"
+        "print(sorted(glob.glob('/dev/opu*')))\n")])
+    assert probe.split() == [f"['{device_node}']"]  # opened as uid 1000; no other OPU node
 
 
 # --- a Docker-mode hub with a shared OPU: the hub runs the broker's container ----------------
