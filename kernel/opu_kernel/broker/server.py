@@ -43,7 +43,13 @@ MAX_LAG_S = 0.25
 #: a heartbeat), so this bounds what a flooding connection makes the broker buffer.
 RCVHWM = 16
 MAX_PARTS = 5  # routing id + the protocol's four
+#: Least time spent reading messages before the device (when due) has its turn again: with a
+#: device that computes in the loop (hardware), the messages of a busy workshop still get in.
+READ_BUDGET_S = 0.005
 ADMIN_OPS = ("stats", "reserve", "release")
+#: Keys of users who signed a message, kept so as not to derive them per message; beyond this
+#: many the cache starts afresh (derived again on use).
+MAX_CACHED_KEYS = 100_000
 
 
 def admin_key(secret: bytes) -> bytes:
@@ -133,12 +139,16 @@ class Broker:
 
     # -- keys ---------------------------------------------------------------------------
     def key(self, user: str) -> bytes:
+        """``user``'s key: cached for users who signed a message, derived for anyone else (a
+        flood of made-up names must neither grow the cache nor evict the real users)."""
         key = self.keys.get(user)
-        if key is None:
-            if len(self.keys) > 100_000:  # a flood of made-up names must not grow memory
+        return key if key is not None else protocol.user_key(self.secret, user)
+
+    def _remember(self, user: str, key: bytes) -> None:
+        if user not in self.keys:
+            if len(self.keys) > MAX_CACHED_KEYS:
                 self.keys = {ADMIN_USER: self.keys[ADMIN_USER]}
-            key = self.keys[user] = protocol.user_key(self.secret, user)
-        return key
+            self.keys[user] = key
 
     # -- running ------------------------------------------------------------------------
     def serve_forever(self) -> None:
@@ -192,7 +202,7 @@ class Broker:
             # A request served at once needs no "queued" answer: one message fewer to wake for.
             for job, header in self.acks:
                 if job.key in self.jobs:
-                    self._send(sock, job.data.routing_id, self.keys[job.user], header)
+                    self._send(sock, job.data.routing_id, self.key(job.user), header)
             self.acks.clear()
             # Sleep in poll until a message comes or the device (or a result) is due; a free
             # device with nothing it may run (idle, or reserved) looks again every 50 ms.
@@ -200,11 +210,18 @@ class Broker:
             wake += [j.data.done_at for j in self.pending]
             timeout_ms = max(0, min(100, int(1000 * (min(wake) - now)) + 1)) if wake else 100
             if sock.poll(timeout_ms):
-                for _ in range(100):  # then let the device have its turn again
+                # Then the device's turn again, once it is due (or a result is): costly
+                # messages (a MAC over megabytes each, from a flood) delay it by one message
+                # at most, not by a hundred.
+                due = min([self.free_at] + [j.data.done_at for j in self.pending])
+                until = max(due, time.monotonic() + READ_BUDGET_S)
+                for _ in range(100):
                     frames = receive(sock)
                     if frames is None:
                         break
                     self._handle(sock, frames)
+                    if time.monotonic() >= until:
+                        break
             if now >= next_sweep:
                 self._sweep(now)
                 next_sweep = now + min(1.0, self.client_timeout_s / 4)
@@ -231,12 +248,13 @@ class Broker:
         try:
             header, raw, mac, payload = protocol.split(frames[1:])
             op, user, seq = protocol.check_envelope(header)
-            protocol.verify(self.key(user), protocol.REQUEST, raw, mac, payload)
+            key = self.key(user)
+            protocol.verify(key, protocol.REQUEST, raw, mac, payload)
         except protocol.ProtocolError as exc:
             self.requests_refused += 1
             self._refuse(sock, routing_id, None, str(exc), None)
             return
-        key = self.keys[user]
+        self._remember(user, key)
         request_id = header.get("id")
         if not isinstance(request_id, str) or len(request_id) > protocol.MAX_ID_CHARS:
             request_id = None

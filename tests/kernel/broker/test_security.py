@@ -2,6 +2,7 @@
 results, replaying, malformed and huge messages. Each is refused, and an honest user's
 transform in the middle of it all still comes back right."""
 
+import socket
 import threading
 import time
 
@@ -10,11 +11,14 @@ import pytest
 import zmq
 
 from opu_kernel.backends import make_backend
-from opu_kernel.broker import protocol
+from opu_kernel.broker import protocol, server
 from opu_kernel.broker.client import BrokerClient, BrokerError, new_routing_id
+from opu_kernel.broker.device import SimulatedDevice
+from opu_kernel.broker.leases import LeaseFeed
 from opu_kernel.broker.server import ADMIN_USER, Limits
 
 from .conftest import broker_in_thread
+from .test_faults import wait_until
 
 PARAMS = {"n_components": 64, "seed": 0, "ones_fraction": 0.5, "override": {}}
 
@@ -214,3 +218,127 @@ def test_malformed_and_huge_messages_are_refused_without_disturbing_others(secre
         assert stats["requests_done"] == 20
         assert stats["requests_refused"] >= refused + len(bad_payloads)
         honest.close()
+
+
+class HeldDevice(SimulatedDevice):
+    """The simulated device (20 ms a frame), whose first run waits until ``go`` is set: the
+    broker is busy meanwhile, so that messages sent then reach it in one batch."""
+
+    def __init__(self):
+        super().__init__(frame_s=0.02)
+        self.running, self.go = threading.Event(), threading.Event()
+
+    def run(self, params, rows):
+        if not self.go.is_set():
+            self.running.set()
+            self.go.wait(10)
+        return super().run(params, rows)
+
+
+def test_a_flood_of_names_neither_grows_the_key_cache_nor_stops_the_broker(
+        secret, monkeypatch):
+    monkeypatch.setattr(server, "MAX_CACHED_KEYS", 3)
+    device = HeldDevice()
+    with broker_in_thread(secret, device=device) as b:
+        alice = RawPeer(b.url)
+        alice_key = protocol.user_key(secret, "alice")
+        # Alice's first request holds the device; her second waits, its "queued" answer due
+        # after the batch in which users who sign messages overflow the cache (which once
+        # emptied it under the answer still to send: KeyError, the broker stopped).
+        alice.send(alice.signed("alice", alice_key, payload=protocol.pack_rows(rows()),
+                                **transform_fields()))
+        assert device.running.wait(10)
+        alice.send(alice.signed("alice", alice_key, payload=protocol.pack_rows(rows()),
+                                **{**transform_fields(), "id": "r2"}))
+        others = [RawPeer(b.url) for _ in range(5)]
+        for i, peer in enumerate(others):
+            peer.send(peer.signed(f"user{i}", protocol.user_key(secret, f"user{i}"),
+                                  op="hello"))
+        time.sleep(0.2)  # let them all arrive while the device holds the broker
+        device.go.set()
+        done = set()
+        while done != {"r1", "r2"}:
+            answer = alice.receive()
+            assert answer is not None, "the broker stopped answering"
+            assert answer[0]["status"] in ("done", "queued"), answer[0]
+            if answer[0]["status"] == "done":
+                done.add(answer[0]["id"])
+        assert all(peer.receive()[0]["status"] == "ok" for peer in others)
+        # an unsigned flood of made-up names: nothing of it is kept
+        cached = set(b.broker.keys)
+        junk = RawPeer(b.url)
+        for i in range(200):
+            junk.send(junk.signed(f"nobody{i}", b"k" * 32, op="hello"))
+            assert junk.receive()[0]["status"] == "error"
+        assert set(b.broker.keys) == cached
+        assert not b.broker.stopping.is_set()
+        for peer in (alice, junk, *others):
+            peer.close()
+
+
+def test_costly_messages_do_not_keep_the_device_from_its_turn(secret, monkeypatch):
+    """Each message in a flood costs the broker a MAC over megabytes (here: 20 ms each): the
+    device runs its next slice after at most one of them, not after a batch of a hundred."""
+    with broker_in_thread(secret, device=SimulatedDevice(frame_s=3e-4)) as b:
+        events = []
+        handle, run = b.broker._handle, b.broker._run
+
+        def slow_handle(sock, frames):
+            events.append("message")
+            time.sleep(0.02)
+            handle(sock, frames)
+
+        def counted_run(sock, piece):
+            events.append(piece.job.user)
+            run(sock, piece)
+
+        monkeypatch.setattr(b.broker, "_handle", slow_handle)
+        monkeypatch.setattr(b.broker, "_run", counted_run)
+        alice = b.client("alice")
+        worker = threading.Thread(  # 30 slices of a quantum (32 frames, ~10 ms each)
+            target=alice.transform, args=(PARAMS, rows(960, 32)))
+        worker.start()
+        wait_until(lambda: "alice" in events, what="alice's first slice")
+        flood = RawPeer(b.url)
+        for _ in range(30):
+            flood.send(flood.signed("mallory", b"k" * 32, op="ping"))
+        worker.join(30)
+        first, last = events.index("alice"), len(events) - events[::-1].index("alice")
+        between = "".join("m" if e == "message" else "d" for e in events[first:last])
+        assert between.count("m") >= 10, between  # the flood came while alice's job ran
+        assert max(len(run) for run in between.split("d")) <= 2, between
+        alice.close()
+        flood.close()
+
+
+def odd_http_server(answer: bytes):
+    """A stand-in for the lease service that answers every request with ``answer``."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener, f"http://127.0.0.1:{listener.getsockname()[1]}/api/leases"
+
+
+@pytest.mark.parametrize("answer", [
+    b"garbage\r\n\r\n",  # no status line
+    b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n{\"leases\": [",  # cut short
+    b"HTTP/1.1 200 OK\r\n\r\n" + b"[" * 200_000,  # nested past the recursion limit
+], ids=["status-line", "cut-short", "deep-json"])
+def test_a_garbled_lease_answer_is_a_failed_poll_not_the_end_of_polling(answer):
+    listener, url = odd_http_server(answer)
+    try:
+        feed = LeaseFeed(url, "token", "simulated")
+        assert feed.poll_once() is False and feed.failures == 1
+        assert feed.poll_once() is False and feed.failures == 2
+    finally:
+        listener.close()
