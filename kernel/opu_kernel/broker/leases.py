@@ -20,7 +20,6 @@ import json
 import logging
 import math
 import threading
-import urllib.error
 import urllib.request
 from datetime import datetime
 
@@ -86,7 +85,9 @@ class LeaseFeed:
     def poll_once(self) -> bool:
         try:
             reserved = self.fetch()
-        except (OSError, ValueError, urllib.error.URLError) as exc:
+        except Exception as exc:  # noqa: BLE001 - any bad answer is a failed poll: an error
+            # outside OSError/ValueError (a garbled status line, an answer cut short, JSON
+            # nested too deep) would end the thread, and the broker would stop following leases
             if self.failures == 0:
                 log.warning("OPU broker: cannot read the leases at %s (%s); the reservations "
                             "known stay in force until they end", self.url, exc)
