@@ -90,7 +90,7 @@ def _minutes(options: dict, key: str, profile: str, applies_to: str) -> float | 
         return None
     try:
         minutes = float(minutes)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer of 400 digits
         raise ValueError(f"{key} must be a number, got {_shown(minutes)}") from None
     if not 0 < minutes <= MAX_LEASE_MINUTES:
         raise ValueError(f"{key} must be in (0, {MAX_LEASE_MINUTES}], got {minutes}")

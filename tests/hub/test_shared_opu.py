@@ -230,6 +230,33 @@ def test_a_reservation_is_asked_for_with_the_shared_profile_only():
     assert "opuhub-device-busy" in page
 
 
+HOSTILE_MINUTES = [10**400, "1e400", "nan", "-inf", "Infinity", 0, -5, [5], {"m": 5},
+                   "5; rm -rf /", ""]
+
+
+def test_hostile_reservation_lengths_are_refused_as_bad_numbers():
+    for value in HOSTILE_MINUTES:
+        for key, profile in (("reserve_minutes", "shared"), ("lease_minutes", "hardware")):
+            if value == "":  # empty: no reservation asked for
+                assert not parse_user_options({"profile": profile, key: value}, True,
+                                              True).reserved
+                continue
+            with pytest.raises(ValueError, match=key):
+                parse_user_options({"profile": profile, key: value}, True, True)
+
+
+def test_a_reservation_length_of_400_digits_gets_a_400_not_a_500(hub):
+    """float() of a JSON integer that long raises OverflowError, which the spawner once let
+    through: a 500, and the refused options kept for the next spawn."""
+    hub.create_users("res-huge")
+    for key, profile in (("reserve_minutes", "shared"), ("lease_minutes", "hardware")):
+        refused = hub.spawn("res-huge", profile=profile, **{key: 10**400})
+        assert refused.status_code == 400 and f"{key} must be a number" in refused.text, (
+            refused.status_code, refused.text[:300])
+    assert hub.server_model("res-huge") is None
+    assert not [lease for lease in hub.leases() if lease["user"] == "res-huge"]
+
+
 STATUS = "from opu_kernel.backends.shared import broker_status\n" \
          "from opu_kernel.broker.client import BrokerClient\n" \
          "c = BrokerClient.from_env()\n" \
