@@ -33,6 +33,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 from .container_spec import log_config, tmpfs_options
 
@@ -47,6 +48,11 @@ DEFAULT_TMP_BYTES = 64 * 1024**2
 # waits after its SIGINT before it sends SIGTERM and then SIGKILL (which would leave the
 # container to the next start's clean-up)
 DEFAULT_STOP_TIMEOUT = 5
+# JupyterHub restarts an exited service at once: a broker that cannot start (no image, a bad
+# option) would be restarted in a tight loop, burning a core and flooding the hub's log. A
+# failure within MIN_UPTIME_S of the start waits this long before exiting.
+DEFAULT_FAILURE_PAUSE = 5.0
+MIN_UPTIME_S = 10.0
 SECRET_ENV = "OPU_BROKER_SECRET"
 # what the broker may need from the service's environment (JupyterHub gives services their
 # API token and URL); every OPU_BROKER_* goes too
@@ -234,6 +240,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="Processes and threads.")
     parser.add_argument("--stop-timeout", type=int, default=DEFAULT_STOP_TIMEOUT,
                         help="Seconds the broker gets to stop before it is killed.")
+    parser.add_argument("--failure-pause", type=float, default=DEFAULT_FAILURE_PAUSE,
+                        help=f"Seconds to wait before exiting when the broker failed within "
+                             f"{MIN_UPTIME_S:g} s (JupyterHub restarts the service at once).")
     if "--" not in argv:
         parser.error("the broker's arguments go after '--'")
     split = argv.index("--")
@@ -320,6 +329,7 @@ def run(options: argparse.Namespace, environ: dict[str, str]) -> int:
         remove_broker(client, options.name, "a leftover")
         container = client.containers.create(**spec)
         container.start()
+        started = time.monotonic()
         log(f"broker container {options.name} started ({options.image}, network "
             f"{options.network}, device {options.device or 'none: simulated'})")
         copier = threading.Thread(target=copy_logs, args=(container, sys.stdout.buffer),
@@ -328,6 +338,8 @@ def run(options: argparse.Namespace, environ: dict[str, str]) -> int:
         code = int(container.wait().get("StatusCode", 1))
         copier.join(5)  # the rest of its log
         log(f"broker container {options.name} exited with {code}")
+        if code and time.monotonic() - started < MIN_UPTIME_S:
+            time.sleep(options.failure_pause)  # a signal still ends it (see _Stop)
     except _Stop as stop:
         log(f"stopping the broker container {options.name} (signal {stop.args[0]})")
     finally:
@@ -354,10 +366,14 @@ def main(argv: list[str] | None = None) -> int:
         return run(options, dict(os.environ))
     except BrokerContainerError as e:
         log(f"error: {e}")
-        return 2
+        code = 2
     except docker.errors.DockerException as e:  # no engine, no image, no network: say which
         log(f"Docker could not run the broker: {e}")
-        return 1
+        code = 1
+    for signum in (signal.SIGTERM, signal.SIGINT):  # stopping it now just ends it
+        signal.signal(signum, signal.SIG_DFL)
+    time.sleep(options.failure_pause)
+    return code
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ class Runner:
     """``python -m opuhub.broker_container`` as the hub's service runs it (its own session,
     the secret in its environment), with its output (the broker's log too) in a file."""
 
-    def __init__(self, tmp_path, network, secret: bytes, *broker_args: str, device: str = ""):
+    def __init__(self, tmp_path, network, secret: bytes, *broker_args: str, device: str = "",
+                 image: str = IMAGE, pause: float = 5.0):
         self.name = f"{network.name}-opu-broker"
         self.network = network
         self.secret = secret
@@ -69,7 +70,8 @@ class Runner:
                                "--frame-us=1")
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "opuhub.broker_container", f"--image={IMAGE}",
+                [sys.executable, "-m", "opuhub.broker_container", f"--image={image}",
+                 f"--failure-pause={pause}",
                  f"--network={network.name}", f"--name={self.name}", f"--label={TEST_LABEL}",
                  "--state-dir=/srv/test-state", *([f"--device={device}"] if device else []),
                  "--", *args],
@@ -133,8 +135,8 @@ class Runner:
 def runners(client, network, tmp_path):
     made = []
 
-    def start(*broker_args: str, secret: bytes | None = None, device: str = "") -> Runner:
-        runner = Runner(tmp_path, network, secret or os.urandom(32), *broker_args, device=device)
+    def start(*broker_args: str, secret: bytes | None = None, **options) -> Runner:
+        runner = Runner(tmp_path, network, secret or os.urandom(32), *broker_args, **options)
         made.append(runner)
         return runner
 
@@ -214,10 +216,14 @@ def test_a_killed_runners_container_is_replaced_and_an_exit_is_passed_on(client,
     assert second.stop(client) == 0
     # a broker that exits: the runner exits with its code (JupyterHub then restarts the
     # service) and takes the container along
-    failing = runners("--bind=not-an-endpoint", "--device=simulated")
+    failing = runners("--bind=not-an-endpoint", "--device=simulated", pause=0.5)
     assert failing.proc.wait(90) not in (0, None), failing.log()
     assert failing.container(client) is None
     assert "exited with" in failing.log()
+    # an image that is not there: a clear line, after a pause (JupyterHub restarts at once)
+    missing = runners(image="opuhub/absent-for-tests:never", pause=0.5)
+    assert missing.proc.wait(90) == 1 and missing.container(client) is None
+    assert "Docker could not run the broker" in missing.log(), missing.log()
 
 
 @pytest.fixture
