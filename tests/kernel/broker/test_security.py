@@ -15,6 +15,7 @@ from opu_kernel.broker import protocol, server
 from opu_kernel.broker.client import BrokerClient, BrokerError, new_routing_id
 from opu_kernel.broker.device import SimulatedDevice
 from opu_kernel.broker.leases import LeaseFeed
+from opu_kernel.broker.scheduler import FairScheduler
 from opu_kernel.broker.server import ADMIN_USER, Limits
 
 from .conftest import broker_in_thread
@@ -342,3 +343,18 @@ def test_a_garbled_lease_answer_is_a_failed_poll_not_the_end_of_polling(answer):
         assert feed.poll_once() is False and feed.failures == 2
     finally:
         listener.close()
+
+
+def test_the_quota_is_the_users_whatever_the_connections(secret):
+    """Three connections (three kernels) of one user share her frame quota; another user's
+    is untouched."""
+    with broker_in_thread(secret, scheduler=FairScheduler(quota_frames=100)) as b:
+        kernels = [b.client("mallory") for _ in range(3)]
+        for kernel in kernels[:2]:
+            kernel.transform(PARAMS, rows(40))
+        with pytest.raises(BrokerError, match="80 of 100 frames"):
+            kernels[2].transform(PARAMS, rows(40))
+        alice = b.client("alice")
+        alice.transform(PARAMS, rows(40))
+        for client in (*kernels, alice):
+            client.close()
