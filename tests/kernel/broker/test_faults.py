@@ -23,6 +23,8 @@ X = (np.random.default_rng(0).random((16, 32)) < 0.5).astype(np.uint8)
 
 #: A kernel's cell, in a process of its own: one shared transform, printing when it waits.
 KERNEL = """
+import faulthandler, signal
+faulthandler.register(signal.SIGUSR1)  # a kernel that hangs shows where (ended_within)
 import numpy as np, sys
 from opu_kernel import OPU
 opu = OPU(n_components=64, max_n_features=32).fit1d(n_features=32)
@@ -30,6 +32,20 @@ print("waiting", flush=True)
 opu.transform(np.ones((16, 32), dtype=np.uint8))
 print("done", flush=True)
 """
+
+
+def ended_within(kernel: subprocess.Popen, timeout_s: float) -> int:
+    """The kernel's exit code; if it is still running after ``timeout_s``, fail with its
+    threads' stacks (it dumps them on SIGUSR1) and what it wrote."""
+    try:
+        return kernel.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        kernel.send_signal(signal.SIGUSR1)
+        time.sleep(1)
+        kernel.kill()
+        kernel.wait()
+        raise AssertionError(f"the kernel did not end within {timeout_s:g} s; its output and "
+                             f"stacks:\n{kernel.stdout.read()}\n{kernel.stderr.read()}") from None
 
 
 def wait_until(predicate, timeout_s=30.0, what="condition"):
@@ -58,7 +74,7 @@ def test_a_kernel_that_is_interrupted_or_dies_mid_request_frees_its_place(secret
             assert kernel.stdout.readline().strip() == "waiting"
             wait_until(lambda: b.admin()["jobs"] == 1, what="the request to queue")
             kernel.send_signal(signal.SIGINT if how == "interrupt" else signal.SIGKILL)
-            kernel.wait(30)
+            ended_within(kernel, 30)
             wait_until(lambda: b.admin()["jobs"] == 0, what="the request to go")
             stats = b.admin()
             # an interrupt cancels at once; a dead kernel's request goes when its heartbeats stop
