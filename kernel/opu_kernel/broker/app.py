@@ -68,6 +68,11 @@ class OPUBroker(Application):
                          help="Largest message accepted; a bigger one disconnects its sender "
                               "(ZeroMQ's MAXMSGSIZE) without disturbing anyone else.")
     max_jobs_per_user = Int(8, config=True, help="Requests in flight per user.")
+    max_unreceived_mb = Int(128, config=True,
+                            help="Results a user's kernels may leave unread, MiB: beyond it "
+                                 "her requests are refused until they are read (a kernel that "
+                                 "never reads its answers would otherwise hold them in the "
+                                 "broker's memory).")
     heartbeat_s = Float(1.0, config=True,
                         help="How often a waiting kernel tells the broker it is still there.")
     client_timeout_s = Float(10.0, config=True,
@@ -132,7 +137,8 @@ class OPUBroker(Application):
             quota_window_s=self.quota_window_s, credit_ttl_s=self.credit_ttl_s)
         limits = Limits(max_rows=self.max_rows, max_result_bytes=self.max_result_mb * 2**20,
                         max_message_bytes=self.max_message_mb * 2**20,
-                        max_jobs_per_user=self.max_jobs_per_user)
+                        max_jobs_per_user=self.max_jobs_per_user,
+                        max_unreceived_bytes=self.max_unreceived_mb * 2**20)
         return Broker(device, self.read_secret(), bind=self.bind, scheduler=scheduler,
                       limits=limits, heartbeat_s=self.heartbeat_s,
                       client_timeout_s=self.client_timeout_s, lease_feed=self.make_lease_feed())

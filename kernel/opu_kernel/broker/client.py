@@ -198,7 +198,10 @@ class BrokerClient:
                 header, payload = reply
                 status = header.get("status")
                 if status == "done":
-                    return protocol.result_array(payload, header), header
+                    result = protocol.result_array(payload, header)
+                    if header.get("receipt"):  # the broker may let go of it now
+                        self._send("received", {"receipt": header["receipt"]})
+                    return result, header
                 if status == "error":
                     error = str(header.get("error"))
                     if error.startswith("unknown request"):

@@ -34,7 +34,8 @@ MAC_BYTES = 32
 ROUTING_ID_BYTES = 16
 #: Requests older (or newer) than this are refused: a captured message cannot be replayed later.
 MAX_CLOCK_SKEW_S = 300.0
-OPS = ("hello", "status", "transform", "ping", "cancel", "stats", "reserve", "release")
+OPS = ("hello", "status", "transform", "ping", "cancel", "stats", "reserve", "release",
+       "received")
 #: Overrides a transform may carry, as ``OPU.fit1d(**override)`` / the simulator accept them.
 OVERRIDE_KEYS = {"exposure_us": float, "frametime_us": float, "scale_features": int}
 MAX_ID_CHARS = 64

@@ -12,6 +12,16 @@ A malformed, unauthenticated or oversized message is refused to its sender alone
 part over ``max_message_bytes`` is cut off by ZeroMQ itself, before it is buffered; at most
 ``RCVHWM`` messages wait per connection; parts beyond the protocol's four are read and dropped,
 never kept.
+
+A result stays in the broker's memory until its kernel has read it (ZeroMQ queues what the
+other end does not read yet, per connection), so results are receipted: each carries a random
+``receipt`` that the kernel sends back (op ``received``) once the whole message is in. A user
+whose results sent more than ``RECEIPT_GRACE_S`` ago and not receipted reach
+``max_unreceived_bytes`` is refused more until they are read, however many connections she
+opens: a kernel that never reads its answers cannot fill the broker's memory. (Results still
+in transit, younger than the grace, do not count: several kernels of one user fetching big
+results at once are never refused.) A connection's unreceipted results are forgotten with its
+session, after an hour of silence.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ import hashlib
 import hmac
 import logging
 import math
+import secrets
 import threading
 import time
 from dataclasses import dataclass, field
@@ -46,6 +57,8 @@ MAX_PARTS = 5  # routing id + the protocol's four
 #: Least time spent reading messages before the device (when due) has its turn again: with a
 #: device that computes in the loop (hardware), the messages of a busy workshop still get in.
 READ_BUDGET_S = 0.005
+#: A result sent this recently is in transit, not yet unread (see max_unreceived_bytes).
+RECEIPT_GRACE_S = 2.0
 ADMIN_OPS = ("stats", "reserve", "release")
 #: Keys of users who signed a message, kept so as not to derive them per message; beyond this
 #: many the cache starts afresh (derived again on use).
@@ -66,6 +79,8 @@ class Limits:
     max_result_bytes: int = 64 * 2**20
     max_message_bytes: int = 8 * 2**20
     max_jobs_per_user: int = 8
+    #: results of one user sent but not yet receipted by their kernels (at least one goes)
+    max_unreceived_bytes: int = 128 * 2**20
 
     def public(self) -> dict:
         return {"max_rows": self.max_rows, "max_n_features": self.max_n_features,
@@ -125,6 +140,8 @@ class Broker:
         self.jobs: dict[tuple[bytes, str], Job] = {}
         self.pending: list[Job] = []  # computed, replied to when their device time is over
         self.acks: list[tuple[Job, dict]] = []  # "queued" answers not sent yet
+        #: user -> receipt -> (routing id, bytes, when sent) of results not yet received
+        self.unreceived: dict[str, dict[str, tuple[bytes, int, float]]] = {}
         self.free_at = 0.0  # when the (modeled) device is free again
         self.keys: dict[str, bytes] = {ADMIN_USER: admin_key(secret)}
         self.stopping = threading.Event()
@@ -292,6 +309,8 @@ class Broker:
             self._refuse(sock, routing_id, key, "the broker could not handle this message",
                          request_id)
             return
+        if reply is None:  # a receipt: nothing to answer
+            return
         reply.setdefault("status", "ok")
         reply.update(v=protocol.VERSION, op=op, id=request_id)
         job = reply.pop("job", None)
@@ -325,6 +344,7 @@ class Broker:
         if len(payload) != protocol.packed_size(params["rows"], params["n_features"]):
             protocol.unpack_rows(payload, params["rows"], params["n_features"])  # raises
         self.device.check(params)
+        self._check_unreceived(user, params, now)
         key = (routing_id, params["id"])
         if key in self.jobs:
             raise protocol.ProtocolError(f"request id {params['id']!r} is already in use")
@@ -340,6 +360,25 @@ class Broker:
         position = self.scheduler.position(user)
         return {"status": "queued", "position": position, "heartbeat_s": self.heartbeat_s,
                 "job": job}
+
+    def _check_unreceived(self, user: str, params: dict, now: float) -> None:
+        waiting = sum(size for _, size, sent in self.unreceived.get(user, {}).values()
+                      if now - sent > RECEIPT_GRACE_S)
+        size = params["rows"] * params["n_components"] * (4 if params["linear"] else 1)
+        if waiting and waiting + size > self.limits.max_unreceived_bytes:
+            raise protocol.ProtocolError(
+                f"{user}'s kernels have not read {waiting} bytes of results sent to them "
+                f"(at most {self.limits.max_unreceived_bytes} may wait): a kernel that does "
+                "not read its answers holds them; restart it")
+
+    def _op_received(self, routing_id, user, header, payload, now) -> None:
+        receipt = header.get("receipt")
+        mine = self.unreceived.get(user, {})
+        if isinstance(receipt, str) and mine.get(receipt, (None,))[0] == routing_id:
+            del mine[receipt]
+            if not mine:
+                del self.unreceived[user]
+        return None
 
     def _job_of(self, routing_id, header) -> Job | None:
         request_id = header.get("id")
@@ -428,9 +467,12 @@ class Broker:
                       saturated=request.saturated / max(1, result.size) if
                       request.exposure_us is not None else None,
                       wait_s=round(request.started - request.queued, 6) if request.started else 0,
-                      device_s=round(request.device_s, 6), run_s=round(request.run_s, 6))
+                      device_s=round(request.device_s, 6), run_s=round(request.run_s, 6),
+                      receipt=secrets.token_hex(16))
         if self._send(sock, request.routing_id, key, header, result.data):
             self.requests_done += 1
+            self.unreceived.setdefault(job.user, {})[header["receipt"]] = (
+                request.routing_id, result.nbytes, time.monotonic())
 
     def _drop(self, job: Job) -> None:
         self.scheduler.cancel(job)
@@ -448,6 +490,11 @@ class Broker:
         idle = 3600.0
         for routing_id in [r for r, s in self.sessions.items() if now - s.seen > idle]:
             del self.sessions[routing_id]
+        for user, waiting in list(self.unreceived.items()):
+            for receipt in [r for r, entry in waiting.items() if entry[0] not in self.sessions]:
+                del waiting[receipt]
+            if not waiting:
+                del self.unreceived[user]
 
     # -- the device ------------------------------------------------------------------------
     def _run(self, sock, piece) -> None:

@@ -358,3 +358,36 @@ def test_the_quota_is_the_users_whatever_the_connections(secret):
         alice.transform(PARAMS, rows(40))
         for client in (*kernels, alice):
             client.close()
+
+
+def test_a_kernel_that_never_reads_its_results_cannot_fill_the_brokers_memory(
+        secret, monkeypatch):
+    """ZeroMQ keeps what a connection does not read in the broker's memory: once a user's
+    results sent and not receipted reach max_unreceived_bytes, more are refused, on any new
+    connection too (eight connections that never read once kept 87 results of 8 MiB, and
+    growing). An honest kernel receipts each result and is never held back."""
+    monkeypatch.setattr(server, "RECEIPT_GRACE_S", 0.0)  # count each result at once
+    with broker_in_thread(secret, limits=Limits(max_unreceived_bytes=3 * 2**20)) as b:
+        key = protocol.user_key(secret, "mallory")
+        fields = {**transform_fields(16, 8), "n_components": 2**16}  # 1 MiB results
+        deaf = []
+        for i in range(6):
+            if i % 2 == 0:  # a fresh connection every other request
+                peer = RawPeer(b.url)
+                peer.socket.setsockopt(zmq.RCVHWM, 1)
+                deaf.append(peer)
+            handled = b.broker.requests_done + b.broker.requests_refused
+            peer.send(peer.signed("mallory", key, payload=protocol.pack_rows(rows(16, 8)),
+                                  **{**fields, "id": f"r{i}"}))
+            wait_until(lambda n=handled: b.broker.requests_done + b.broker.requests_refused > n,
+                       what="the request's outcome")
+        assert b.broker.requests_done == 3 and b.broker.requests_refused == 3
+        assert sum(size for _, size, _ in b.broker.unreceived["mallory"].values()) == 3 * 2**20
+        alice = b.client("alice")
+        for _ in range(5):
+            assert alice.transform({**PARAMS, "n_components": 2**16}, rows(16, 8))[0].nbytes \
+                == 2**20
+        wait_until(lambda: "alice" not in b.broker.unreceived, what="alice's receipts")
+        for peer in deaf:
+            peer.close()
+        alice.close()
