@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import math
 import time
 
 import numpy as np
@@ -114,8 +113,9 @@ def field_float(header: dict, name: str, low: float, high: float, optional=False
     value = header.get(name)
     if value is None and optional:
         return None
-    if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)
-            or not low <= value <= high):
+    # compared as is (NaN and infinities fail the range check): math.isfinite() or float()
+    # of a JSON integer of 400 digits raises OverflowError, which once stopped the broker
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
         raise ProtocolError(f"{name} must be a number in [{low}, {high}], got {value!r}"[:200])
     return float(value)
 

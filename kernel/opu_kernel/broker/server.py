@@ -271,6 +271,11 @@ class Broker:
             self.requests_refused += 1
             self._refuse(sock, routing_id, None, str(exc), None)
             return
+        except Exception:  # noqa: BLE001 - a message must never stop the broker for everyone
+            log.exception("OPU broker: a message could not be read")
+            self.requests_refused += 1
+            self._refuse(sock, routing_id, None, "malformed message", None)
+            return
         self._remember(user, key)
         request_id = header.get("id")
         if not isinstance(request_id, str) or len(request_id) > protocol.MAX_ID_CHARS:

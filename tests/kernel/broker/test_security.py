@@ -2,6 +2,7 @@
 results, replaying, malformed and huge messages. Each is refused, and an honest user's
 transform in the middle of it all still comes back right."""
 
+import json
 import socket
 import threading
 import time
@@ -391,3 +392,31 @@ def test_a_kernel_that_never_reads_its_results_cannot_fill_the_brokers_memory(
         for peer in deaf:
             peer.close()
         alice.close()
+
+
+def test_numbers_too_big_for_a_float_are_refused_not_fatal(peers, broker):
+    """A JSON integer of 400 digits where a number belongs: float() of it raises
+    OverflowError, which once stopped the broker on a message nobody had signed."""
+    huge = "1" + "0" * 400
+    peer = peers()
+    for field in ("ts", "seq"):
+        header = {"v": 1, "op": "hello", "user": "x", "seq": 1, "ts": time.time()}
+        raw = json.dumps(header).replace(f'"{field}": {header[field]}', f'"{field}": {huge}')
+        peer.send([protocol.MAGIC, raw.encode(), b"", b""])
+        answer = peer.receive()[0]
+        assert answer["status"] == "error" and field in answer["error"], answer
+    key = protocol.user_key(broker.secret, "mallory")
+    for fields in ({"ones_fraction": 10**400}, {"override": {"exposure_us": 10**400}},
+                   {"override": {"frametime_us": float("nan")}}):
+        peer.seq += 1
+        header = {"v": 1, "op": "transform", "user": "mallory", "seq": peer.seq,
+                  "ts": time.time(), "id": f"r{peer.seq}", **transform_fields(), **fields}
+        raw = json.dumps(header).encode()  # NaN too, as a hand-made client may send it
+        payload = protocol.pack_rows(rows())
+        peer.send([protocol.MAGIC, raw,
+                   protocol.message_mac(key, protocol.REQUEST, raw, payload), payload])
+        answer = peer.receive()[0]
+        assert answer["status"] == "error" and "must be a number" in answer["error"], answer
+    alice = broker.client("alice")
+    assert alice.transform(PARAMS, rows())[0].shape == (8, 64)
+    alice.close()
