@@ -29,6 +29,12 @@ The policy:
   ``quota_window_s``; a request that would exceed it is refused at submission.
 - **Reserved windows**: during a reservation the device serves only its holder (the exclusive
   lease); everyone else's requests wait, keeping their place.
+- **Charges.** A slice that held the device longer than its frames say (on the simulated
+  device: a request whose new seed or shape made the simulator draw a matrix of a GiB, seconds
+  for a couple of rows) is charged the difference in frames (:meth:`FairScheduler.charge`):
+  its user's turns are skipped until paid, and it counts in her share and quota. When every
+  user with work is in debt, the rounds none of them could use pass at once: the device never
+  idles while work waits.
 """
 
 from __future__ import annotations
@@ -229,6 +235,12 @@ class FairScheduler:
             if not queue:
                 return None  # reserved and its holder has nothing to do: the device idles
             return self._take(reservation.user, queue[0], self.max_slice, now)
+        piece = self._next_in_turn(now)
+        if piece is None and self._skip_rounds_in_debt():
+            piece = self._next_in_turn(now)
+        return piece
+
+    def _next_in_turn(self, now: float) -> Slice | None:
         for _ in range(len(self.new) + 2 * len(self.old) + 1):
             ring = self.new or self.old
             if not ring:
@@ -253,6 +265,32 @@ class FairScheduler:
                 return piece
             self._end_turn(user)
         return None
+
+    def charge(self, user: str, frames: int) -> None:
+        """Count ``frames`` more against ``user``: time her last slice held the device
+        beyond its frames. Her coming turns are skipped until they are paid."""
+        if frames <= 0:
+            return
+        now = self.clock()
+        self.deficit[user] = self.deficit.get(user, 0.0) - frames
+        self.served[user] += frames
+        self.recent.setdefault(user, Rolling(self.share_window_s)).add(now, frames)
+        if self.quota_frames is not None:
+            self.quota_use.setdefault(user, Rolling(self.quota_window_s)).add(now, frames)
+
+    def _skip_rounds_in_debt(self) -> bool:
+        """After a round in which no one with work had credit (all in debt from charges):
+        grant at once the rounds it takes for the first of them to have some."""
+        waiting = self.waiting_users()
+        if not waiting:
+            return False
+        rounds = min(math.ceil((1 - self.deficit.get(u, 0.0)) / self.grant(u)) - 1
+                     for u in waiting)
+        if rounds < 1:
+            return False
+        for user in waiting:
+            self.deficit[user] = self.deficit.get(user, 0.0) + rounds * self.grant(user)
+        return True
 
     def _take(self, user: str, job: Job, frames: int, now: float) -> Slice:
         frames = min(frames, job.remaining)

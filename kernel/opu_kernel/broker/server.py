@@ -59,6 +59,8 @@ MAX_PARTS = 5  # routing id + the protocol's four
 READ_BUDGET_S = 0.005
 #: A result sent this recently is in transit, not yet unread (see max_unreceived_bytes).
 RECEIPT_GRACE_S = 2.0
+#: How much longer than its frames' time a simulated slice may run uncharged (see _run).
+CHARGE_SLACK_S = 0.05
 ADMIN_OPS = ("stats", "reserve", "release")
 #: Keys of users who signed a message, kept so as not to derive them per message; beyond this
 #: many the cache starts afresh (derived again on use).
@@ -536,6 +538,12 @@ class Broker:
             start = max(self.free_at, min(started, request.queued), started - MAX_LAG_S)
             busy = piece.frames * self.device.frame_s
             self.free_at = start + busy
+            # A slice that took far longer than its frames (the simulator drawing a new
+            # matrix of a GiB: seconds for two rows, every request with a new seed) held the
+            # device for everyone that long: its user pays the difference in frames.
+            overrun = now - started - busy - CHARGE_SLACK_S
+            if overrun > 0 and self.device.frame_s > 0:
+                self.scheduler.charge(job.user, int(overrun / self.device.frame_s))
         else:
             busy = now - started
             self.free_at = now

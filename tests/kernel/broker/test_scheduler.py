@@ -238,3 +238,21 @@ def test_fifty_closed_loop_users_get_their_fair_share():
     for u in users:
         fair = total * sched.weight(u) / weight_sum
         assert abs(served[u] - fair) <= 0.10 * fair, (u, batch[u], served[u], fair)
+
+
+def test_a_charged_user_waits_her_debt_out_and_the_device_never_idles_for_it():
+    """A slice that held the device for seconds (a new simulated matrix) is charged: the
+    others get that many frames before her next slice; alone, she is served at once."""
+    sched, clock = make(quantum=10)
+    submit(sched, "mallory", 40)
+    submit(sched, "alice", 400)
+    first = sched.next_slice()
+    assert first.job.user == "mallory"
+    sched.charge("mallory", 200)
+    served = drain(sched)
+    before = served[:[u for u, _ in served].index("mallory")]
+    assert sum(f for u, f in before if u == "alice") >= 190
+    assert sched.served["mallory"] == 40 + 200 and sched.share("mallory")["recent_frames"] == 240
+    sched.charge("mallory", 10_000)  # deep in debt, and alone: no idle rounds
+    submit(sched, "mallory", 10)
+    assert sched.next_slice().job.user == "mallory"

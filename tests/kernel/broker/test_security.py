@@ -420,3 +420,29 @@ def test_numbers_too_big_for_a_float_are_refused_not_fatal(peers, broker):
     alice = broker.client("alice")
     assert alice.transform(PARAMS, rows())[0].shape == (8, 64)
     alice.close()
+
+
+class SlowSeedDevice(SimulatedDevice):
+    """A simulated device (1 ms a frame) on which seed 7 takes 0.3 s, as drawing a new
+    matrix of a GiB takes seconds."""
+
+    def run(self, params, rows):
+        if params["seed"] == 7:
+            time.sleep(0.3)
+        return super().run(params, rows)
+
+
+def test_a_slice_that_holds_the_device_for_long_is_charged_to_its_user(secret):
+    """Two rows with a new seed each time cost the simulated device seconds (a new random
+    matrix) but counted as two frames: one user could hold the broker for everyone. The time
+    beyond the slack is charged to her in frames (share, quota, turns)."""
+    with broker_in_thread(secret, device=SlowSeedDevice(frame_s=1e-3)) as b:
+        mallory, alice = b.client("mallory"), b.client("alice")
+        mallory.transform({**PARAMS, "seed": 7}, rows(2))
+        alice.transform(PARAMS, rows(2))
+        served = b.admin()["served_frames"]
+        assert served["alice"] == 2
+        assert served["mallory"] >= 2 + 200, served  # 0.3 s - 50 ms slack at 1 ms a frame
+        assert mallory.status()["recent_frames"] == served["mallory"]
+        mallory.close()
+        alice.close()
