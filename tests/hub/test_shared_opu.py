@@ -325,3 +325,53 @@ def test_a_lease_on_the_shared_opu_reserves_it_for_its_holder_alone(hub):
     assert reserved == "nobody"
     assert int(total) == local_sum(n_components=100)
     hub.stop_server("res-other")
+
+
+CELL_ATTACK = """
+import os, time, zmq
+import numpy as np
+from opu_kernel.broker import protocol
+from opu_kernel.broker.client import new_routing_id
+s = zmq.Context.instance().socket(zmq.DEALER)
+s.setsockopt(zmq.ROUTING_ID, new_routing_id()); s.setsockopt(zmq.LINGER, 0)
+s.connect(os.environ['OPU_BROKER_URL'])
+# a number too big for a float, unsigned (once fatal), then a flood of made-up names
+s.send_multipart([protocol.MAGIC,
+                  b'{"v":1,"op":"hello","user":"x","seq":1,"ts":1' + b'0' * 400 + b'}', b'', b''])
+for i in range(2000):
+    s.send_multipart(protocol.encode(b'k' * 32, protocol.REQUEST, {
+        'v': 1, 'op': 'hello', 'user': f'name{i}', 'seq': 1, 'ts': time.time()}))
+refused = 0
+while s.poll(3000):
+    refused += protocol.split(s.recv_multipart())[0]['status'] == 'error'
+opu.fit1d(n_features=64)
+y = opu.transform((np.arange(64) % 3 == 0).astype('uint8'))
+print(refused, int(np.asarray(y, dtype='int64').sum()))
+"""
+
+
+@pytest.mark.slow
+def test_a_cell_cannot_take_the_hubs_broker_down(hub):
+    """From a "Shared OPU" server's cell, an attendee sends the hub's broker a message with a
+    400-digit number and 2000 unsigned made-up names: each is refused, her own transform still
+    comes back right, and it is the same broker process (its uptime goes on)."""
+    from opu_kernel.broker.server import ADMIN_USER, admin_key
+
+    secret = bytes.fromhex((hub.state / shared_opu.SECRET_FILE).read_text().strip())
+    admin = BrokerClient(f"tcp://127.0.0.1:{hub.env['OPUHUB_SHARED_OPU_PORT']}", ADMIN_USER,
+                         admin_key(secret))
+    before = admin.call("stats")
+    hub.create_users("broker-attacker")
+    assert hub.spawn("broker-attacker", profile="shared").status_code in (201, 202)
+    try:
+        out = hub.execute("broker-attacker", hub.user_token("broker-attacker"), CELL_ATTACK,
+                          kernel="opu", timeout=120)
+        assert out["error"] is None, out
+        refused, total = out["stdout"].split()
+        assert int(refused) == 2001 and int(total) == local_sum(n_components=100)
+        after = admin.call("stats")
+        assert after["uptime_s"] > before["uptime_s"]  # not restarted meanwhile
+        assert after["requests_refused"] >= before["requests_refused"] + 2001
+    finally:
+        admin.close()
+        hub.stop_server("broker-attacker")
