@@ -20,8 +20,7 @@ whose results sent more than ``RECEIPT_GRACE_S`` ago and not receipted reach
 ``max_unreceived_bytes`` is refused more until they are read, however many connections she
 opens: a kernel that never reads its answers cannot fill the broker's memory. (Results still
 in transit, younger than the grace, do not count: several kernels of one user fetching big
-results at once are never refused.) A connection's unreceipted results are forgotten with its
-session, after an hour of silence.
+results at once are never refused.) Unreceipted results are forgotten after an hour.
 """
 
 from __future__ import annotations
@@ -59,6 +58,11 @@ MAX_PARTS = 5  # routing id + the protocol's four
 READ_BUDGET_S = 0.005
 #: A result sent this recently is in transit, not yet unread (see max_unreceived_bytes).
 RECEIPT_GRACE_S = 2.0
+#: A connection silent this long is forgotten, and so are results unread this long.
+SESSION_IDLE_S = 3600.0
+#: Connections a user's kernels may hold at once; a new one beyond makes the broker forget
+#: her longest silent one (its next message starts afresh).
+MAX_SESSIONS_PER_USER = 64
 #: How much longer than its frames' time a simulated slice may run uncharged (see _run).
 CHARGE_SLACK_S = 0.05
 ADMIN_OPS = ("stats", "reserve", "release")
@@ -139,6 +143,7 @@ class Broker:
         self.context = context or zmq.Context.instance()
         self.lease_feed = lease_feed
         self.sessions: dict[bytes, Session] = {}
+        self.user_sessions: dict[str, set[bytes]] = {}  # user -> routing ids of her sessions
         self.jobs: dict[tuple[bytes, str], Job] = {}
         self.pending: list[Job] = []  # computed, replied to when their device time is over
         self.acks: list[tuple[Job, dict]] = []  # "queued" answers not sent yet
@@ -290,7 +295,7 @@ class Broker:
         now = time.monotonic()
         session = self.sessions.get(routing_id)
         if session is None:
-            session = self.sessions[routing_id] = Session(user)
+            session = self._new_session(routing_id, user)
         if session.user != user:
             self._refuse(sock, routing_id, None, "this connection belongs to another user",
                          request_id)
@@ -325,6 +330,18 @@ class Broker:
             self.acks.append((job, reply))
         else:
             self._send(sock, routing_id, key, reply)
+
+    def _new_session(self, routing_id: bytes, user: str) -> Session:
+        """A connection's session; beyond MAX_SESSIONS_PER_USER, the user's longest silent
+        one is forgotten (a loop of new connections must not grow the broker's memory)."""
+        mine = self.user_sessions.setdefault(user, set())
+        if len(mine) >= MAX_SESSIONS_PER_USER:
+            oldest = min(mine, key=lambda r: self.sessions[r].seen)
+            mine.discard(oldest)
+            del self.sessions[oldest]
+        mine.add(routing_id)
+        session = self.sessions[routing_id] = Session(user)
+        return session
 
     def _op_hello(self, routing_id, user, header, payload, now) -> dict:
         return {"user": user, "limits": self.limits.public(), "heartbeat_s": self.heartbeat_s,
@@ -494,11 +511,15 @@ class Broker:
                      now - job.data.seen)
             self.requests_dropped += 1
             self._drop(job)
-        idle = 3600.0
-        for routing_id in [r for r, s in self.sessions.items() if now - s.seen > idle]:
-            del self.sessions[routing_id]
+        for routing_id in [r for r, s in self.sessions.items() if now - s.seen > SESSION_IDLE_S]:
+            session = self.sessions.pop(routing_id)
+            mine = self.user_sessions.get(session.user, set())
+            mine.discard(routing_id)
+            if not mine:
+                self.user_sessions.pop(session.user, None)
         for user, waiting in list(self.unreceived.items()):
-            for receipt in [r for r, entry in waiting.items() if entry[0] not in self.sessions]:
+            for receipt in [r for r, (_, _, sent) in waiting.items()
+                            if now - sent > SESSION_IDLE_S]:
                 del waiting[receipt]
             if not waiting:
                 del self.unreceived[user]

@@ -446,3 +446,27 @@ def test_a_slice_that_holds_the_device_for_long_is_charged_to_its_user(secret):
         assert mallory.status()["recent_frames"] == served["mallory"]
         mallory.close()
         alice.close()
+
+
+def test_a_loop_of_new_connections_does_not_grow_the_brokers_memory(secret, monkeypatch):
+    """Each connection has a session (its user, its last sequence number); a loop of new
+    connections (1,700 a second from one cell) once kept them all for an hour. A user holds
+    at most MAX_SESSIONS_PER_USER; beyond, her longest silent one is forgotten, and its next
+    message simply starts a new one. Another user's sessions are not touched."""
+    monkeypatch.setattr(server, "MAX_SESSIONS_PER_USER", 4)
+    with broker_in_thread(secret) as b:
+        alice = b.client("alice")
+        alice.hello()
+        key = protocol.user_key(secret, "mallory")
+        peers = [RawPeer(b.url) for _ in range(10)]
+        for peer in peers:
+            peer.send(peer.signed("mallory", key, op="hello"))
+            assert peer.receive()[0]["status"] == "ok"
+        users = [s.user for s in b.broker.sessions.values()]
+        assert users.count("mallory") == 4 and users.count("alice") == 1
+        peers[0].send(peers[0].signed("mallory", key, op="status"))  # forgotten, still served
+        assert peers[0].receive()[0]["status"] == "ok"
+        assert alice.status()["status"] == "ok"
+        for peer in peers:
+            peer.close()
+        alice.close()
