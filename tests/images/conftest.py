@@ -28,6 +28,26 @@ REPO = Path(__file__).resolve().parents[2]
 SINGLEUSER_IMAGE = os.environ.get("OPUHUB_SINGLEUSER_IMAGE", "opuhub/singleuser:latest")
 HUB_IMAGE = os.environ.get("OPUHUB_HUB_IMAGE", "opuhub/hub:latest")
 LABEL = "opuhub.test"  # every container, volume and network the tests create carries it
+# ... with this run's pid as its value: the clean-up removes this run's and those of runs that
+# are over (interrupted), never those of a run going on beside it on the same engine
+RUN = str(os.getpid())
+LABELS = {LABEL: RUN}
+
+
+def abandoned_or_ours(labels: dict) -> bool:
+    """Whether a labelled object is this run's, or left by a run that is over."""
+    owner = (labels or {}).get(LABEL, "")
+    if owner == RUN:
+        return True
+    if not owner.isdigit():
+        return owner == "1"  # the label before runs were told apart
+    try:
+        os.kill(int(owner), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 NB_UID = 1000
 
 # What the hub's spawner applies to every user container (hub/opuhub/container_spec.py):
@@ -63,6 +83,8 @@ def docker_client():
 
     def remove_networks():
         for network in client.networks.list(filters={"label": LABEL}):
+            if not abandoned_or_ours(network.attrs.get("Labels")):
+                continue
             try:
                 network.remove()
             except docker.errors.APIError:  # still in use by a container of another run
@@ -70,6 +92,8 @@ def docker_client():
 
     def remove_volumes():
         for volume in client.volumes.list(filters={"label": LABEL}):
+            if not abandoned_or_ours(volume.attrs.get("Labels")):
+                continue
             try:
                 volume.remove(force=True)
             except docker.errors.APIError:
@@ -77,7 +101,7 @@ def docker_client():
 
     # leftovers of interrupted tests
     docker_teardown(client, lambda: [c.remove(force=True, v=True) for c in client.containers.list(
-                        all=True, filters={"label": LABEL})],
+                        all=True, filters={"label": LABEL}) if abandoned_or_ours(c.labels)],
                     remove_networks, remove_volumes, client.close)
 
 
@@ -128,7 +152,7 @@ class Containers:
         self.started = []
 
     def run(self, image: str, command=None, **kwargs):
-        labels = {LABEL: "1", **kwargs.pop("labels", {})}
+        labels = {**LABELS, **kwargs.pop("labels", {})}
         name = kwargs.pop("name", f"opuhub-test-{uuid.uuid4().hex[:10]}")
         container = self.client.containers.run(image, command, detach=True, labels=labels,
                                                name=name, **kwargs)

@@ -12,7 +12,7 @@ import requests
 
 from tests.helpers import container_exec, docker_teardown, execute_in_user_kernel, wait_until
 
-from .conftest import LABEL, container_ip, wait_http
+from .conftest import LABELS, container_ip, wait_http
 
 USER_PASSWORD = "e2e-workshop-password"
 
@@ -55,7 +55,7 @@ class HubContainer:
     # --- lifecycle -------------------------------------------------------------------------------
 
     def start(self, timeout: float = 120) -> HubContainer:
-        self.client.volumes.create(self.state_volume, labels={LABEL: "1"})
+        self.client.volumes.create(self.state_volume, labels=LABELS)
         self.container = self.containers.run(
             self.image, name=self.name, hostname=self.name, environment=self.env,
             volumes=self.volumes, network=self.network.name,
@@ -139,7 +139,7 @@ class HubContainer:
 def hub_network(client, name: str, tag: str):
     """A bridge network of its own for a test hub; afterwards the user containers and volumes
     that hub made (their names carry ``tag``), then the network, are removed."""
-    network = client.networks.create(name, driver="bridge", labels={LABEL: "1"})
+    network = client.networks.create(name, driver="bridge", labels=LABELS)
     try:
         yield network
     finally:

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from .conftest import LABEL, REPO
+from .conftest import LABELS, REPO
 
 pytestmark = pytest.mark.docker
 
 
 def run(docker_client, image: str, script: str) -> str:
     container = docker_client.containers.run(image, ["sh", "-c", script], detach=True,
-                                             network_mode="none", labels={LABEL: "1"})
+                                             network_mode="none", labels=LABELS)
     try:
         result = container.wait(timeout=120)
         out = container.logs().decode().strip()

@@ -13,7 +13,7 @@ import requests
 from tests.helpers import container_exec, run_on_kernel, wait_until
 from tests.singleuser.fake_hub import FakeHubServer
 
-from .conftest import HARDENED, LABEL, container_ip, wait_http
+from .conftest import HARDENED, LABELS, container_ip, wait_http
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -25,7 +25,7 @@ HEADERS = {"Authorization": f"token {TOKEN}"}
 @pytest.fixture
 def hub_network(docker_client):
     network = docker_client.networks.create(f"opuhub-test-start-{uuid.uuid4().hex[:8]}",
-                                            driver="bridge", labels={LABEL: "1"})
+                                            driver="bridge", labels=LABELS)
     network.reload()
     gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
     hub = FakeHubServer(gateway, USER)
@@ -48,7 +48,7 @@ def test_the_hubs_command_starts_the_fast_server_with_a_warm_kernel(
         containers, singleuser_image, hub_network, docker_client):
     network, hub = hub_network
     home = f"opuhub-test-start-home-{uuid.uuid4().hex[:8]}"
-    docker_client.volumes.create(home, labels={LABEL: "1"})
+    docker_client.volumes.create(home, labels=LABELS)
     try:
         c = containers.run(
             singleuser_image, ["jupyterhub-singleuser", "--ServerApp.ip=0.0.0.0"],
