@@ -37,10 +37,10 @@ LABELS = {LABEL: RUN}
 def abandoned_or_ours(labels: dict) -> bool:
     """Whether a labelled object is this run's, or left by a run that is over."""
     owner = (labels or {}).get(LABEL, "")
-    if owner == RUN:
+    if owner in (RUN, "1"):  # "1": the label before runs were told apart
         return True
     if not owner.isdigit():
-        return owner == "1"  # the label before runs were told apart
+        return False
     try:
         os.kill(int(owner), 0)
     except ProcessLookupError:
