@@ -279,7 +279,8 @@ class Broker:
             self._refuse(sock, routing_id, None, str(exc), None)
             return
         except Exception:  # noqa: BLE001 - a message must never stop the broker for everyone
-            log.exception("OPU broker: a message could not be read")
+            # unsigned, so at debug level: a flood of them must not fill the log
+            log.debug("OPU broker: a message could not be read", exc_info=True)
             self.requests_refused += 1
             self._refuse(sock, routing_id, None, "malformed message", None)
             return
