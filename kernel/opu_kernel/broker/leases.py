@@ -20,6 +20,7 @@ import json
 import logging
 import math
 import threading
+import time
 import urllib.request
 from datetime import datetime
 
@@ -76,8 +77,19 @@ class LeaseFeed:
         request = urllib.request.Request(
             self.url, headers={"Authorization": f"token {self.token}",
                                "Accept": "application/json"})
+        deadline = time.monotonic() + self.timeout_s
+        body = b""
+        # read in pieces against one deadline: urllib's timeout is per socket read, and an
+        # answer that trickles in a byte at a time would hold the feed (and its reservations)
         with urllib.request.urlopen(request, timeout=self.timeout_s) as answer:  # noqa: S310
-            body = answer.read(MAX_ANSWER_BYTES + 1)
+            while len(body) <= MAX_ANSWER_BYTES:
+                piece = answer.read1(65536)
+                if not piece:
+                    break
+                body += piece
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the lease service's answer took over "
+                                       f"{self.timeout_s:g} s")
         if len(body) > MAX_ANSWER_BYTES:
             raise ValueError(f"the lease service's answer is over {MAX_ANSWER_BYTES} bytes")
         return reservations_from(json.loads(body), self.device)

@@ -346,6 +346,33 @@ def test_a_garbled_lease_answer_is_a_failed_poll_not_the_end_of_polling(answer):
         listener.close()
 
 
+def test_a_lease_answer_that_trickles_in_is_a_failed_poll_within_its_deadline():
+    """An answer sent a byte at a time (each read well within the socket timeout) must not
+    hold the feed: the whole answer has one deadline."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n")
+            while not stop.is_set():
+                conn.sendall(b" ")
+                time.sleep(0.05)
+
+    threading.Thread(target=serve, daemon=True).start()
+    feed = LeaseFeed(f"http://127.0.0.1:{listener.getsockname()[1]}/api/leases", "token",
+                     "simulated", timeout_s=0.5)
+    started = time.monotonic()
+    try:
+        assert feed.poll_once() is False and feed.failures == 1
+        assert time.monotonic() - started < 5  # not 100,000 × 50 ms
+    finally:
+        stop.set()
+        listener.close()
+
+
 def test_the_quota_is_the_users_whatever_the_connections(secret):
     """Three connections (three kernels) of one user share her frame quota; another user's
     is untouched."""
