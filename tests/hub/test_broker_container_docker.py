@@ -19,10 +19,11 @@ from opu_kernel.broker import protocol
 from opu_kernel.broker.client import BrokerClient, BrokerUnavailable
 from opuhub import broker_container as bc
 from tests.helpers import container_exec, docker_teardown, wait_until
-from tests.hub.hubtest import docker_spawner_hub, free_port, hub_factory, hub_root, launched_hub
+from tests.hub.hubtest import docker_spawner_hub, free_port, hub_factory, hub_root
 from tests.hub.test_docker_spawner import (
     IMAGE,
     docker_client,
+    launched_docker_hub,
     remove_docker_objects,
     unavailable,
 )
@@ -275,10 +276,8 @@ def make_shared_docker_hub(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def shared_docker_hub(tmp_path_factory):
-    client = docker_client()
-    if client is None:
-        unavailable(f"no Docker engine with the image {IMAGE}")
-    hub = launched_hub("shared-docker", tmp_path_factory)
+    hub, client = launched_docker_hub("shared-docker", tmp_path_factory,
+                                      "the shared-OPU Docker hub could not be made")
     yield hub, client
 
     def remove_broker():  # a hub that did not stop cleanly

@@ -82,6 +82,19 @@ def docker_client():
         return None
 
 
+def launched_docker_hub(name: str, tmp_path_factory, why_none: str):
+    """(hub, client) of the launched Docker-spawner hub ``name``; without an engine and the
+    image, or without the hub (``why_none`` says why), the test is skipped — a failure under
+    OPUHUB_REQUIRE_DOCKER=1."""
+    client = docker_client()
+    if client is None:
+        unavailable(f"no Docker engine with the image {IMAGE}")
+    hub = launched_hub(name, tmp_path_factory)
+    if hub is None:
+        unavailable(why_none)
+    return hub, client
+
+
 @hub_factory("docker", ("test_docker_spawner.py",))
 def make_docker_hub(tmp_path_factory):
     if docker_client() is None or shutil.which("mknod") is None:
@@ -99,12 +112,8 @@ def make_docker_hub(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def docker_hub(tmp_path_factory):
-    client = docker_client()
-    if client is None:
-        unavailable(f"no Docker engine with the image {IMAGE}")
-    hub = launched_hub("docker", tmp_path_factory)
-    if hub is None:
-        unavailable("cannot create a stand-in device node")
+    hub, client = launched_docker_hub("docker", tmp_path_factory,
+                                      "cannot create a stand-in device node")
     yield hub, client
     docker_teardown(client, hub.shutdown, lambda: remove_docker_objects(client, hub, "dockeruser"))
 

@@ -26,9 +26,13 @@ from tests.hub.hubtest import (
     docker_spawner_hub,
     hub_factory,
     hub_root,
-    launched_hub,
 )
-from tests.hub.test_docker_spawner import IMAGE, docker_client, remove_docker_objects, unavailable
+from tests.hub.test_docker_spawner import (
+    IMAGE,
+    docker_client,
+    launched_docker_hub,
+    remove_docker_objects,
+)
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -149,12 +153,8 @@ def make_disk_hub(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def disk_hub(tmp_path_factory):
-    client = docker_client()
-    if client is None:
-        unavailable(f"no Docker engine with the image {IMAGE}")
-    hub = launched_hub("disk-docker", tmp_path_factory)
-    if hub is None:
-        unavailable("size-limited homes need root and mkfs.ext4")
+    hub, client = launched_docker_hub("disk-docker", tmp_path_factory,
+                                      "size-limited homes need root and mkfs.ext4")
     try:
         hub.create_users(FILLER, BYSTANDER)
         tokens = {name: hub.user_token(name) for name in (FILLER, BYSTANDER)}
