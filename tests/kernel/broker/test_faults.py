@@ -25,6 +25,10 @@ X = (np.random.default_rng(0).random((16, 32)) < 0.5).astype(np.uint8)
 KERNEL = """
 import faulthandler, signal
 faulthandler.register(signal.SIGUSR1)  # a kernel that hangs shows where (ended_within)
+# an interrupt raises KeyboardInterrupt, as in a kernel running a cell (ipykernel installs
+# this handler for each execution), even when the tests run with SIGINT ignored (a shell
+# starting them in the background with `&` hands them, and these processes, SIG_IGN)
+signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np, sys
 from opu_kernel import OPU
 opu = OPU(n_components=64, max_n_features=32).fit1d(n_features=32)
