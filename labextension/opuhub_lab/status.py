@@ -4,7 +4,9 @@ The hub's contract with a single-user server (hub/README.md, "What the kernel an
 get") is a set of environment variables fixed at spawn: the profile, the default backend, the
 device as the kernel sees it, and the lease (holder, start, expiry, warning). The lease cannot
 change while the server runs: it ends with the server (stop, cull, revoke, expiry). So the
-server's environment is the truth for *this* server; the browser counts the time down.
+server's environment is the truth for *this* server; the browser counts the time down. (A
+window reserved on the shared OPU is the exception: a tutor may end it early while the server
+runs on; ``%opu`` asks the broker, which knows.)
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 
-BACKENDS = ("simulator", "hardware", "auto")
+BACKENDS = ("simulator", "hardware", "shared", "auto")
 
 
 def parse_iso(text: str | None) -> datetime | None:
@@ -77,9 +79,15 @@ def status_from_env(env: dict[str, str], now: datetime) -> dict:
 
 def label(status: dict) -> str:
     """The item's short text, as the browser writes it (kept here for the tests and the docs:
-    src/index.js has the same rules)."""
+    src/index.js has the same rules). On the shared OPU a lease is a window reserved for this
+    user: "OPU: shared · reserved · 12:05 left"."""
     backend = status["backend"]
     lease = status.get("lease")
+    if backend == "shared" and lease:
+        text = "OPU: shared · reserved"
+        if lease.get("seconds_left") is not None:
+            text += f" · {format_left(lease['seconds_left'])} left"
+        return text
     if backend == "hardware" and lease:
         text = f"OPU: hardware {lease.get('device') or ''}".rstrip()
         if lease.get("holder"):

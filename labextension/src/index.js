@@ -32,6 +32,12 @@ export function formatLeft(seconds) {
 /** The item's text (as opuhub_lab.status.label). */
 export function labelFor(status, left) {
   const lease = status.lease;
+  if (status.backend === 'shared' && lease) {
+    // a lease on the shared OPU is a window reserved for this user
+    return left !== null
+      ? `OPU: shared · reserved · ${formatLeft(left)} left`
+      : 'OPU: shared · reserved';
+  }
   if (status.backend === 'hardware' && lease) {
     let text = `OPU: hardware ${lease.device || ''}`.trimEnd();
     if (lease.holder) {
@@ -108,6 +114,18 @@ class OPUStatus extends Widget {
           : 'The lease lasts until this server stops.'
       );
       lines.push('%opu close frees the device for others while you work.');
+    } else if (status.backend === 'shared') {
+      lines.push(
+        'opu.transform runs on the hub’s shared OPU: your batches queue with everyone’s, ' +
+          'in fair turns (%opu shows your place and share).'
+      );
+      if (status.lease) {
+        lines.push(
+          status.lease.expires
+            ? `It is reserved for you until ${clock(status.lease.expires)} (${formatLeft(left)} left): only your transforms run meanwhile; then they queue with everyone’s again, and this server keeps running.`
+            : 'It is reserved for you until this server stops.'
+        );
+      }
     } else if (status.backend === 'simulator') {
       lines.push('opu.transform runs on the simulator (CPU): same API, exact |Hx|², no device.');
     } else {
@@ -122,6 +140,10 @@ class OPUStatus extends Widget {
       return;
     }
     const key = `${lease.device}@${lease.expires}`;
+    if (status.backend === 'shared') {
+      this.warnWindow(lease, left, key);
+      return;
+    }
     if (left <= 0) {
       if (!this.warned.has(`${key}:ended`)) {
         this.warned.add(`${key}:ended`);
@@ -139,6 +161,29 @@ class OPUStatus extends Widget {
         `Your OPU lease on ${lease.device} ends at ${clock(lease.expires)} ` +
           `(in ${formatLeft(left)}). Save your work: the hub then stops this server ` +
           '(your files are kept).',
+        { autoClose: false }
+      );
+    }
+  }
+
+  /** A reserved window on the shared OPU: its end is no stop (the server keeps running). */
+  warnWindow(lease, left, key) {
+    if (left <= 0) {
+      if (!this.warned.has(`${key}:ended`)) {
+        this.warned.add(`${key}:ended`);
+        Notification.info(
+          'Your reservation of the shared OPU has ended: your transforms queue with ' +
+            'everyone’s again. This server keeps running.',
+          { autoClose: false }
+        );
+      }
+      return;
+    }
+    if (lease.warning_seconds && left <= lease.warning_seconds && !this.warned.has(key)) {
+      this.warned.add(key);
+      Notification.warning(
+        `Your reservation of the shared OPU ends at ${clock(lease.expires)} ` +
+          `(in ${formatLeft(left)}); your transforms then queue with everyone’s.`,
         { autoClose: false }
       );
     }

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hub.hubtest import Hub, hub_root
+from tests.hub.hubtest import Hub, free_port, hub_root
 from tests.hub.security.authflows import accounts, issued_passwords
 
 CHROMIUM = os.environ.get("OPUHUB_CHROMIUM", "/usr/bin/chromium")
@@ -96,7 +96,8 @@ def local_hub():
     """The real hub with local servers (per-user Unix accounts when run as root, as in CI), the
     default workshop authenticator and a stand-in OPU device. The lease warning comes an hour
     before the end, so any lease asked for in a test is already in its warning window."""
-    hub = Hub(hub_root("browser"), via_run=True, lease_warning_seconds=3600).start()
+    hub = Hub(hub_root("browser"), via_run=True, lease_warning_seconds=3600,
+              shared_opu="simulated", shared_opu_port=free_port()).start()
     yield hub
     names = [user["name"] for user in hub.api("GET", "/users").json()]
     hub.shutdown()
@@ -110,7 +111,7 @@ def local_hub():
 @pytest.fixture(scope="session")
 def attendees(local_hub) -> dict[str, str]:
     """Workshop accounts made as an organiser does: {name: password}."""
-    result = accounts(local_hub, "create", "--count", "5", "--prefix", "br-")
+    result = accounts(local_hub, "create", "--count", "6", "--prefix", "br-")
     return issued_passwords(result)
 
 

@@ -197,7 +197,7 @@ def test_hardware_lease_shows_in_the_status_bar_with_a_warning(stop_after, page,
     stop_after.append(user)  # the device goes back to the pool
     log_in(page, local_hub.url, user, attendees[user])
     page.wait_for_url(re.compile(r"/hub/spawn"))
-    assert "opu0: free" in page.locator(".opuhub-device-free").inner_text()
+    assert "opu0: free" in page.locator(".opuhub-device-free", has_text="opu0").inner_text()
     page.check("#profile-hardware")
     page.fill("input[name=lease_minutes]", "30")
     page.click("#spawn_form button[type=submit]")
@@ -211,3 +211,30 @@ def test_hardware_lease_shows_in_the_status_bar_with_a_warning(stop_after, page,
     assert "ends at" in toast.inner_text() and "Save your work" in toast.inner_text()
     assert "opuhub-status-ending" in page.locator(STATUS_ITEM).get_attribute("class")
     page.locator(".jp-LauncherCard[title='Python 3 (OPU)'] img").first.wait_for()
+
+
+def test_a_reserved_shared_opu_shows_in_the_status_bar_and_its_end_is_no_stop(
+        stop_after, page, local_hub, attendees):
+    """The spawn form's "Shared OPU" with "Reserve it for me alone": JupyterLab's item says
+    the shared OPU is reserved and counts down; the warning says the transforms will queue
+    again, not that the server stops."""
+    user = sorted(attendees)[5]
+    stop_after.append(user)
+    log_in(page, local_hub.url, user, attendees[user])
+    page.wait_for_url(re.compile(r"/hub/spawn"))
+    assert "simulated: free" in page.locator("#opuhub-profiles").inner_text()
+    page.check("#profile-shared")
+    page.fill("input[name=reserve_minutes]", "20")
+    page.click("#spawn_form button[type=submit]")
+    wait_for_lab(page, user)
+    status_text(page, re.compile(r"OPU: shared · reserved · \d+:\d\d left"))
+    left = int(page.locator(STATUS_ITEM).get_attribute("data-seconds-left"))
+    assert 15 * 60 < left <= 20 * 60
+    assert page.locator(STATUS_ITEM).get_attribute("data-backend") == "shared"
+    assert "reserved for you until" in page.locator(STATUS_ITEM).get_attribute("title")
+    toast = page.locator(".Toastify__toast", has_text="Your reservation of the shared OPU")
+    toast.wait_for()
+    assert "queue with everyone" in toast.inner_text() and "stops" not in toast.inner_text()
+    held = [lease for lease in local_hub.leases() if lease["device"] == "simulated"]
+    assert [lease["user"] for lease in held] == [user]
+    snapshot(page, "shared-opu-reserved")

@@ -49,6 +49,19 @@ def test_a_lease_without_end_and_odd_values():
     assert status_from_env({**HUB, "OPU_BACKEND": "quantum"}, NOW)["backend"] == "auto"
 
 
+def test_a_shared_opu_server_and_its_reserved_window():
+    env = {**HUB, "OPU_PROFILE": "shared", "OPU_BACKEND": "shared", "OPU_LEASE_STATUS": "none",
+           "OPU_BROKER_URL": "tcp://127.0.0.1:5599"}
+    status = status_from_env(env, NOW)
+    assert status["backend"] == "shared" and status["lease"] is None
+    assert label(status) == "OPU: shared"
+    reserved = status_from_env({**env, "OPU_LEASE_STATUS": "held", "OPU_LEASE_HOLDER": "alice",
+                                "OPU_LEASE_DEVICE": "simulated",
+                                "OPU_LEASE_EXPIRES": "2026-11-29T12:12:05Z"}, NOW)
+    assert reserved["lease"]["device"] == "simulated" and reserved["device"] is None
+    assert label(reserved) == "OPU: shared · reserved · 12:05 left"
+
+
 def test_a_server_started_by_hand_says_auto():
     status = status_from_env({}, NOW)
     assert not status["on_hub"] and status["backend"] == "auto" and label(status) == "OPU: auto"
