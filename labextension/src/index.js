@@ -140,54 +140,40 @@ class OPUStatus extends Widget {
       return;
     }
     const key = `${lease.device}@${lease.expires}`;
-    if (status.backend === 'shared') {
-      this.warnWindow(lease, left, key);
-      return;
-    }
+    const words = warnings(status.backend === 'shared', lease, left);
     if (left <= 0) {
-      if (!this.warned.has(`${key}:ended`)) {
-        this.warned.add(`${key}:ended`);
-        Notification.error(
-          `Your OPU lease on ${lease.device} has ended: the hub is stopping this server. ` +
-            'Your files are kept; start a server again from the hub’s home page.',
-          { autoClose: false }
-        );
-      }
-      return;
-    }
-    if (lease.warning_seconds && left <= lease.warning_seconds && !this.warned.has(key)) {
-      this.warned.add(key);
-      Notification.warning(
-        `Your OPU lease on ${lease.device} ends at ${clock(lease.expires)} ` +
-          `(in ${formatLeft(left)}). Save your work: the hub then stops this server ` +
-          '(your files are kept).',
-        { autoClose: false }
-      );
+      this.warnOnce(`${key}:ended`, words.ended);
+    } else if (lease.warning_seconds && left <= lease.warning_seconds) {
+      this.warnOnce(key, words.ending);
     }
   }
 
-  /** A reserved window on the shared OPU: its end is no stop (the server keeps running). */
-  warnWindow(lease, left, key) {
-    if (left <= 0) {
-      if (!this.warned.has(`${key}:ended`)) {
-        this.warned.add(`${key}:ended`);
-        Notification.info(
-          'Your reservation of the shared OPU has ended: your transforms queue with ' +
-            'everyone’s again. This server keeps running.',
-          { autoClose: false }
-        );
-      }
-      return;
-    }
-    if (lease.warning_seconds && left <= lease.warning_seconds && !this.warned.has(key)) {
+  warnOnce(key, [kind, text]) {
+    if (!this.warned.has(key)) {
       this.warned.add(key);
-      Notification.warning(
-        `Your reservation of the shared OPU ends at ${clock(lease.expires)} ` +
-          `(in ${formatLeft(left)}); your transforms then queue with everyone’s.`,
-        { autoClose: false }
-      );
+      Notification[kind](text, { autoClose: false });
     }
   }
+}
+
+/** The lease's two notifications, [kind, text]: a device lease ends with the hub stopping
+ *  the server; a window reserved on the shared OPU ends with nothing stopped. */
+function warnings(sharedWindow, lease, left) {
+  if (sharedWindow) {
+    return {
+      ended: ['info', 'Your reservation of the shared OPU has ended: your transforms queue ' +
+        'with everyone’s again. This server keeps running.'],
+      ending: ['warning', `Your reservation of the shared OPU ends at ${clock(lease.expires)} ` +
+        `(in ${formatLeft(left)}); your transforms then queue with everyone’s.`]
+    };
+  }
+  return {
+    ended: ['error', `Your OPU lease on ${lease.device} has ended: the hub is stopping this ` +
+      'server. Your files are kept; start a server again from the hub’s home page.'],
+    ending: ['warning', `Your OPU lease on ${lease.device} ends at ${clock(lease.expires)} ` +
+      `(in ${formatLeft(left)}). Save your work: the hub then stops this server ` +
+      '(your files are kept).']
+  };
 }
 
 async function readJSON(url, init, settings) {
