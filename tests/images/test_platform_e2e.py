@@ -77,7 +77,9 @@ def device_dir():
 def hub(module_containers, hub_image, singleuser_image, network, device_dir):
     h = HubContainer(
         module_containers, hub_image, singleuser_image, network, TAG,
-        env={"OPUHUB_DEVICES": str(device_dir)},
+        # the shared OPU too: its broker in a container of its own, started by the hub's
+        env={"OPUHUB_DEVICES": str(device_dir), "OPUHUB_SHARED_OPU": "simulated",
+             "OPUHUB_SHARED_OPU_FRAME_US": "50"},
         binds={str(device_dir.parent): str(device_dir.parent)},  # same path as on the host
     )
     return h.start()
@@ -193,6 +195,39 @@ def test_device_only_in_the_lease_holders_container(hub, docker_client, device_d
     host = docker_client.containers.get(f"jupyter-{other}").attrs["HostConfig"]
     assert host["Devices"][0]["PathOnHost"] == str(device_dir)
     hub.stop_server(other)
+
+
+SHARED_STATUS = (
+    "from opu_kernel.backends.shared import broker_status\n"
+    "from opu_kernel.broker.client import BrokerClient\n"
+    "print(broker_status(BrokerClient.from_env()).get('reserved_for', 'nobody'))\n"
+)
+
+
+def test_the_shared_opu_runs_beside_the_hub_container_and_serves_a_reservation(
+        hub, docker_client):
+    """As compose runs it: the hub's container starts the broker's container through the
+    engine's socket, on the users' network, without a device; a "Shared OPU" server reserved
+    for its user gets the in-process simulator's numbers through it, and the broker, reading
+    the hub container's lease service, serves that user alone meanwhile."""
+    from tests.hub.test_shared_opu import local_sum
+
+    [broker] = docker_client.containers.list(filters={"name": f"{hub.network.name}-opu-broker"})
+    config = broker.attrs["HostConfig"]
+    assert not config.get("Devices") and config["ReadonlyRootfs"] and config["CapDrop"] == ["ALL"]
+    assert list(broker.attrs["NetworkSettings"]["Networks"]) == [hub.network.name]
+    sharer = user("sharer")
+    hub.create_users(sharer)
+    hub.spawn(sharer, profile="shared", reserve_minutes=5)
+    out = hub.execute(sharer, hub.user_token(sharer), COMPUTE + SHARED_STATUS)
+    assert out["error"] is None, out
+    numbers, reserved = out["stdout"].strip().split("\n")
+    n, total, backend = numbers.split()
+    assert (n, backend) == ("100", "shared"), out
+    assert float(total) == local_sum(n_components=100)
+    assert reserved.startswith(f"{sharer} until "), (reserved, broker.logs(tail=20))
+    assert b"cannot read the leases" not in broker.logs()
+    hub.stop_server(sharer)
 
 
 @pytest.mark.parametrize("problem", ["image-missing", "engine-unreachable"])
