@@ -161,13 +161,17 @@ def check_transform(header: dict, limits: dict) -> dict:
     }
     if not isinstance(params["linear"], bool):
         raise ProtocolError("linear must be true or false")
-    item = 4 if params["linear"] else 1
-    size = params["rows"] * params["n_components"] * item
+    size = result_bytes(params)
     if size > limits["max_result_bytes"]:
         raise ProtocolError(
             f"the result would take {size} bytes, over this broker's {limits['max_result_bytes']}"
             "; send fewer rows at a time")
     return params
+
+
+def result_bytes(params: dict) -> int:
+    """The size of a transform's result: uint8 counts, float32 for a linear transform."""
+    return params["rows"] * params["n_components"] * (4 if params["linear"] else 1)
 
 
 # -- payloads -------------------------------------------------------------------------------

@@ -271,12 +271,8 @@ class FairScheduler:
         beyond its frames. Her coming turns are skipped until they are paid."""
         if frames <= 0:
             return
-        now = self.clock()
         self.deficit[user] = self.deficit.get(user, 0.0) - frames
-        self.served[user] += frames
-        self.recent.setdefault(user, Rolling(self.share_window_s)).add(now, frames)
-        if self.quota_frames is not None:
-            self.quota_use.setdefault(user, Rolling(self.quota_window_s)).add(now, frames)
+        self._count(user, frames, self.clock())
 
     def _skip_rounds_in_debt(self) -> bool:
         """After a round in which no one with work had credit (all in debt from charges):
@@ -292,14 +288,18 @@ class FairScheduler:
             self.deficit[user] = self.deficit.get(user, 0.0) + rounds * self.grant(user)
         return True
 
-    def _take(self, user: str, job: Job, frames: int, now: float) -> Slice:
-        frames = min(frames, job.remaining)
-        piece = Slice(job, job.handed, job.handed + frames)
-        job.handed += frames
+    def _count(self, user: str, frames: int, now: float) -> None:
+        """``frames`` used by ``user``: in her total, her recent share and her quota."""
         self.served[user] += frames
         self.recent.setdefault(user, Rolling(self.share_window_s)).add(now, frames)
         if self.quota_frames is not None:
             self.quota_use.setdefault(user, Rolling(self.quota_window_s)).add(now, frames)
+
+    def _take(self, user: str, job: Job, frames: int, now: float) -> Slice:
+        frames = min(frames, job.remaining)
+        piece = Slice(job, job.handed, job.handed + frames)
+        job.handed += frames
+        self._count(user, frames, now)
         if job.remaining == 0:
             queue = self.queues[user]
             queue.popleft()

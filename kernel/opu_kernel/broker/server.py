@@ -389,7 +389,7 @@ class Broker:
     def _check_unreceived(self, user: str, params: dict, now: float) -> None:
         waiting = sum(size for _, size, sent in self.unreceived.get(user, {}).values()
                       if now - sent > RECEIPT_GRACE_S)
-        size = params["rows"] * params["n_components"] * (4 if params["linear"] else 1)
+        size = protocol.result_bytes(params)
         if waiting and waiting + size > self.limits.max_unreceived_bytes:
             raise protocol.ProtocolError(
                 f"{user}'s kernels have not read {waiting} bytes of results sent to them "
