@@ -132,9 +132,15 @@ def shared_opu_service(settings: Settings, host: HostFacts, hub_pid: int | None)
             command, image=broker_container.image_for(device, settings.image,
                                                       settings.hardware_image),
             network=settings.docker_network, device=device, state_dir=str(settings.state_dir),
-            hub_api_url=f"{(settings.hub_connect_url or host.hub_bind_url).rstrip('/')}/hub/api/")
+            hub_api_url=f"{hub_url_for_servers(settings, host).rstrip('/')}/hub/api/")
     return broker_service(lifeline_command(command, hub_pid), host.secrets[SECRET_FILE],
                           {"OPUHUB_STATE_DIR": str(settings.state_dir)})
+
+
+def hub_url_for_servers(settings: Settings, host: HostFacts) -> str:
+    """Where users' servers (and the broker's container) reach the hub: ``HUB_CONNECT_URL``,
+    else where the hub binds."""
+    return settings.hub_connect_url or host.hub_bind_url
 
 
 def lease_service_host(settings: Settings, host: HostFacts) -> str:
@@ -155,7 +161,7 @@ def lease_service_base(settings: Settings, host: HostFacts) -> str:
     from urllib.parse import urlparse
 
     if host.choice.is_docker:
-        hub_host = urlparse(settings.hub_connect_url or host.hub_bind_url).hostname
+        hub_host = urlparse(hub_url_for_servers(settings, host)).hostname
         return f"http://{hub_host}:{settings.lease_service_port}"
     return f"http://127.0.0.1:{settings.lease_service_port}"
 
@@ -276,7 +282,7 @@ def configure_spawner(c, settings: Settings, host: HostFacts) -> list[str]:
             lease.shared_opu_url = container_broker_url(settings.docker_network,
                                                         settings.shared_opu_port)
         else:
-            lease.shared_opu_url = broker_url(settings.hub_connect_url or host.hub_bind_url,
+            lease.shared_opu_url = broker_url(hub_url_for_servers(settings, host),
                                               settings.shared_opu_port)
     if choice.is_docker:
         c.Spawner.args = singleuser_args(settings, "opu")

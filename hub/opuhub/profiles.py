@@ -19,7 +19,9 @@ SIMULATOR = "simulator"
 HARDWARE = "hardware"
 SHARED = "shared"  # the hub's OPU broker: one device for everyone, in fair turns
 PROFILES = {SIMULATOR: "Simulator", HARDWARE: "OPU hardware", SHARED: "Shared OPU"}
-OPTION_KEYS = ("profile", "lease_minutes", "reserve_minutes")
+#: the lengths a spawn may ask for, and the profile each belongs to
+LENGTH_OPTIONS = {"lease_minutes": HARDWARE, "reserve_minutes": SHARED}
+OPTION_KEYS = ("profile", *LENGTH_OPTIONS)
 MAX_LEASE_MINUTES = 7 * 24 * 60
 SHOWN_CHARS = 40  # how much of a refused value an error message (and the hub's log) repeats
 
@@ -76,15 +78,16 @@ def parse_user_options(options: dict | None, hardware_available: bool,
         )
     if profile == SHARED and not shared_available:
         raise ValueError("this hub runs no shared OPU; start the 'Simulator' profile instead")
-    lease_minutes = _minutes(options, "lease_minutes", profile, HARDWARE)
-    reserve_minutes = _minutes(options, "reserve_minutes", profile, SHARED)
+    lease_minutes = _minutes(options, "lease_minutes", profile)
+    reserve_minutes = _minutes(options, "reserve_minutes", profile)
     if reserve_minutes is not None:
         return SpawnChoice(SHARED, reserve_minutes * 60, reserved=True)
     return SpawnChoice(profile, None if lease_minutes is None else lease_minutes * 60)
 
 
-def _minutes(options: dict, key: str, profile: str, applies_to: str) -> float | None:
-    """A length in minutes of ``options[key]`` (None when absent or empty)."""
+def _minutes(options: dict, key: str, profile: str) -> float | None:
+    """A length in minutes of ``options[key]`` (None when absent or empty), which only the
+    profile of ``LENGTH_OPTIONS[key]`` takes."""
     minutes = options.get(key)
     if minutes in (None, ""):
         return None
@@ -94,15 +97,15 @@ def _minutes(options: dict, key: str, profile: str, applies_to: str) -> float | 
         raise ValueError(f"{key} must be a number, got {_shown(minutes)}") from None
     if not 0 < minutes <= MAX_LEASE_MINUTES:
         raise ValueError(f"{key} must be in (0, {MAX_LEASE_MINUTES}], got {minutes}")
-    if profile != applies_to:
-        raise ValueError(f"{key} only applies to the '{PROFILES[applies_to]}' profile")
+    if profile != LENGTH_OPTIONS[key]:
+        raise ValueError(f"{key} only applies to the '{PROFILES[LENGTH_OPTIONS[key]]}' profile")
     return minutes
 
 
 def options_from_form(formdata: dict[str, list[str]]) -> dict:
     """Form fields (lists of strings, as tornado gives them) → user_options."""
     options = {"profile": (formdata.get("profile") or [SIMULATOR])[0]}
-    for key, profile in (("lease_minutes", HARDWARE), ("reserve_minutes", SHARED)):
+    for key, profile in LENGTH_OPTIONS.items():
         minutes = (formdata.get(key) or [""])[0].strip()
         if minutes and options["profile"] == profile:
             options[key] = minutes

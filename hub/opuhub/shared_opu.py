@@ -22,11 +22,11 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from . import secrets
+from .hubconfig import LEASE_SERVICE  # whose api/leases the broker follows
 
 BROKER_SERVICE = "opu-broker"
 SECRET_FILE = "opu-broker-secret"
 SIMULATED = "simulated"  # OPUHUB_SHARED_OPU's name for the simulator with the timing model
-LEASE_SERVICE = "opu-lease"  # whose api/leases the broker follows
 #: what the broker's own hub token may do: read the leases (every hub user may), nothing else
 BROKER_SCOPES = [f"access:services!service={LEASE_SERVICE}"]
 
